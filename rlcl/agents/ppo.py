@@ -1,0 +1,84 @@
+"""PPO's update (Schulman et al. 2017), following CleanRL's ppo.py.
+
+Per iteration: ``update_epochs`` passes over the rollout, each split into ``num_minibatches``
+random minibatches (permutations from the host RNG, uploaded once). Per minibatch: gather,
+forward with cached activations, the fused loss-and-gradient kernel, backward, global-norm
+clip, one optimizer launch. The per-minibatch statistics stay on the device and are read back
+once per iteration (or once per epoch when target_kl needs them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyopencl as cl
+
+from rlcl.config import Config
+from rlcl.optim import clip_grad_norm_
+from rlcl.policy import ActorCritic
+from rlcl.rollout import Rollout
+
+NUM_LOSS_STATS = 8  # loss.cl
+LOSS_STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction",
+              "approx_kl_max", "ratio_max", "ratio_min")
+
+
+class PPO:
+    def __init__(self, cfg: Config, policy: ActorCritic, rollout: Rollout, optimizer):
+        self.cfg, self.policy, self.rollout, self.optimizer = cfg, policy, rollout, optimizer
+        dev = policy.device
+        self.device = dev
+        m = cfg.minibatch_size
+        self.num_updates = cfg.update_epochs * cfg.num_minibatches
+        self.dlogits = dev.empty(m * policy.n_actions)
+        self.dvalues = dev.empty(m)
+        self.stats = dev.zeros(self.num_updates * NUM_LOSS_STATS)
+        self.batch_stats = dev.zeros(2)  # explained variance, Var(returns)
+        L = 1 << (min(256, dev.device.max_work_group_size).bit_length() - 1)
+        self.reduce_size = L
+        self.scratch = cl.LocalMemory(4 * L)
+        self.loss_scratch = cl.LocalMemory(4 * NUM_LOSS_STATS * L)
+
+    def update(self, rng: np.random.Generator) -> dict:
+        """Run the epochs over the current rollout; return host-side means of the stats."""
+        cfg, dev, policy, ro = self.cfg, self.device, self.policy, self.rollout
+        B, M, L = cfg.batch_size, cfg.minibatch_size, self.reduce_size
+        ro.upload_indices(np.concatenate([rng.permutation(B) for _ in range(cfg.update_epochs)]))
+        dev.launch("explained_variance", (L,), (L,), self.batch_stats, 0, ro.values,
+                   ro.returns, B, self.scratch)
+        done = 0
+        for epoch in range(cfg.update_epochs):
+            for k in range(cfg.num_minibatches):
+                ro.gather(policy, (epoch * cfg.num_minibatches + k) * M, M)
+                policy.evaluate(M)
+                dev.launch("ppo_loss", (L,), (L,), self.dlogits, self.dvalues, self.stats, done,
+                           policy.logits, policy.values, ro.mb_actions, ro.mb_logp, ro.mb_adv,
+                           ro.mb_ret, ro.mb_val, M, policy.n_actions, cfg.clip_coef,
+                           int(cfg.clip_vloss), cfg.ent_coef, cfg.vf_coef, int(cfg.norm_adv),
+                           self.loss_scratch)
+                policy.backward(self.dlogits, self.dvalues, M)
+                clip_grad_norm_(policy.flat, cfg.max_grad_norm, slot=done)
+                self.optimizer.step()
+                done += 1
+            if cfg.target_kl > 0 and self._epoch_kl(done) > cfg.target_kl:
+                break  # CleanRL's early stop: checked after each full epoch
+        return self._summarise(done)
+
+    def _epoch_kl(self, done: int) -> float:
+        n = self.cfg.num_minibatches
+        rows = self.device.read(self.stats, n * NUM_LOSS_STATS, offset=(done - n) * NUM_LOSS_STATS)
+        return float(rows.reshape(n, NUM_LOSS_STATS)[:, 3].mean())
+
+    def _summarise(self, done: int) -> dict:
+        """Means over all minibatches of the iteration (not the last one), in float64."""
+        rows = self.device.read(self.stats, done * NUM_LOSS_STATS).reshape(done, NUM_LOSS_STATS)
+        rows = rows.astype(np.float64)
+        norms = self.device.read(self.policy.flat.norms, done).astype(np.float64)
+        ev, var_returns = self.device.read(self.batch_stats, 2).astype(np.float64)
+        out = {name: float(rows[:, k].mean()) for k, name in enumerate(LOSS_STATS[:5])}
+        out.update(approx_kl_max=float(rows[:, 5].max()), ratio_max=float(rows[:, 6].max()),
+                   ratio_min=float(rows[:, 7].min()), grad_norm=float(norms.mean()),
+                   grad_norm_max=float(norms.max()), explained_variance=float(ev),
+                   var_returns=float(var_returns), updates=done)
+        c = self.cfg
+        out["loss"] = out["policy_loss"] - c.ent_coef * out["entropy"] + c.vf_coef * out["value_loss"]
+        return out

@@ -1,0 +1,182 @@
+"""The only module that creates OpenCL contexts and builds programs.
+
+A :class:`Device` owns one context and one in-order queue. It builds every
+``rlcl/kernels/*.cl`` file once, with fixed options, and looks each kernel up once.
+
+Device choice (``--device SPEC`` or the ``RLCL_DEVICE`` environment variable):
+
+* nothing: the first GPU of any platform, else PoCL's CPU device, else the first device;
+* ``P:D``: device D of platform P, numbered as ``--device list`` prints them;
+* any other text: the first device whose platform or device name contains it
+  (case-insensitive), e.g. ``pocl``, ``oclgrind``, ``nvidia``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from functools import cached_property
+from importlib import metadata, resources
+
+import numpy as np
+import pyopencl as cl
+
+from rlcl.errors import DeviceError
+
+# Fixed for determinism (DESIGN.md section 5): no -cl-fast-relaxed-math, no -cl-mad-enable;
+# every .cl file also starts with `#pragma OPENCL FP_CONTRACT OFF` through common.h.
+BUILD_OPTIONS: tuple[str, ...] = ("-cl-std=CL1.2",)
+KERNEL_FILES = ("linear", "policy", "loss", "rollout", "optim")
+
+
+_SCALAR_TYPES = {"int": np.int32, "uint": np.uint32, "float": np.float32}
+
+
+def _scalar_arg_dtypes(kernel: cl.Kernel) -> list:
+    """numpy dtypes of KERNEL's scalar arguments (None for buffers and local memory), read
+    from the kernel's own argument info, so callers pass plain Python numbers."""
+    names = [
+        kernel.get_arg_info(i, cl.kernel_arg_info.TYPE_NAME).strip()
+        for i in range(kernel.num_args)
+    ]
+    return [_SCALAR_TYPES.get(name) for name in names]
+
+
+def _devices() -> list[tuple[int, int, cl.Device]]:
+    try:
+        platforms = cl.get_platforms()
+    except cl.Error:
+        platforms = []
+    found = []
+    for p_idx, platform in enumerate(platforms):
+        try:
+            devices = platform.get_devices()
+        except cl.Error:
+            continue
+        found.extend((p_idx, d_idx, dev) for d_idx, dev in enumerate(devices))
+    return found
+
+
+def list_devices() -> str:
+    """One line per device, numbered as ``--device P:D`` expects."""
+    rows = [
+        f"{p}:{d}  {dev.platform.name.strip()} | {dev.name.strip()} | "
+        f"{cl.device_type.to_string(dev.type)}"
+        for p, d, dev in _devices()
+    ]
+    return "\n".join(rows) if rows else "no OpenCL devices found"
+
+
+def choose_device(spec: str | None = None) -> cl.Device:
+    """Pick a device from SPEC, then ``RLCL_DEVICE``, then the default rule."""
+    spec = spec or os.environ.get("RLCL_DEVICE") or ""
+    found = _devices()
+    if not found:
+        raise DeviceError(
+            "no OpenCL device found: reinstall rlcl so that pocl-binary-distribution is "
+            "present (pip install rlcl), or install your vendor's OpenCL driver"
+        )
+    if not spec:
+        for _, _, dev in found:
+            if dev.type & cl.device_type.GPU:
+                return dev
+        for _, _, dev in found:
+            if "portable computing language" in dev.platform.name.lower():
+                return dev
+        return found[0][2]
+    if ":" in spec and all(part.isdigit() for part in spec.split(":", 1)):
+        p, d = (int(x) for x in spec.split(":", 1))
+        for p_idx, d_idx, dev in found:
+            if (p_idx, d_idx) == (p, d):
+                return dev
+    else:
+        for _, _, dev in found:
+            if spec.lower() in f"{dev.platform.name} {dev.name}".lower():
+                return dev
+    raise DeviceError(
+        f"no OpenCL device matches {spec!r}; run `python -m rlcl.train --device list` "
+        "to see the choices"
+    )
+
+
+class Device:
+    """A context, an in-order queue, and every rlcl kernel built once."""
+
+    def __init__(self, spec: str | None = None):
+        self.device = choose_device(spec)
+        self.context = cl.Context([self.device])
+        self.queue = cl.CommandQueue(self.context)
+        self.kernels: dict[str, cl.Kernel] = {}
+        kernel_dir = resources.files("rlcl") / "kernels"
+        # -cl-kernel-arg-info only exposes argument types for _scalar_arg_dtypes.
+        options = [*BUILD_OPTIONS, "-cl-kernel-arg-info", "-I", str(kernel_dir)]
+        for name in KERNEL_FILES:
+            source = (kernel_dir / f"{name}.cl").read_text()
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", cl.CompilerWarning)
+                    program = cl.Program(self.context, source).build(options=options)
+            except cl.RuntimeError as exc:
+                raise DeviceError(
+                    f"building kernels/{name}.cl failed on {self.device.name.strip()}: "
+                    f"{str(exc).splitlines()[0]}; choose another device with --device"
+                ) from exc
+            for kernel in program.all_kernels():
+                kernel.set_scalar_arg_dtypes(_scalar_arg_dtypes(kernel))
+                self.kernels[kernel.function_name] = kernel
+
+    # -- buffers ----------------------------------------------------------------------------
+    def empty(self, count: int, dtype=np.float32) -> cl.Buffer:
+        """An uninitialised device buffer of COUNT elements (at least one)."""
+        nbytes = max(1, int(count)) * np.dtype(dtype).itemsize
+        return cl.Buffer(self.context, cl.mem_flags.READ_WRITE, nbytes)
+
+    def upload(self, array: np.ndarray) -> cl.Buffer:
+        """A device buffer holding a copy of ARRAY."""
+        array = np.ascontiguousarray(array)
+        flags = cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR
+        return cl.Buffer(self.context, flags, hostbuf=array if array.size else np.zeros(1, array.dtype))
+
+    def zeros(self, count: int, dtype=np.float32) -> cl.Buffer:
+        return self.upload(np.zeros(max(1, int(count)), dtype))
+
+    def read(self, buffer: cl.Buffer, count: int, dtype=np.float32, offset: int = 0) -> np.ndarray:
+        """Blocking copy of COUNT elements starting at element OFFSET."""
+        out = np.empty(int(count), dtype)
+        cl.enqueue_copy(self.queue, out, buffer, src_offset=offset * out.itemsize)
+        return out
+
+    def write(self, buffer: cl.Buffer, array: np.ndarray, offset: int = 0) -> None:
+        """Non-blocking copy of ARRAY to element OFFSET (ARRAY must outlive the copy)."""
+        array = np.ascontiguousarray(array)
+        cl.enqueue_copy(
+            self.queue, buffer, array, dst_offset=offset * array.itemsize, is_blocking=False
+        )
+
+    def launch(self, name: str, global_size, local_size, *args) -> cl.Event:
+        """Enqueue kernel NAME; scalars may be plain Python numbers."""
+        return self.kernels[name](self.queue, global_size, local_size, *args)
+
+    @cached_property
+    def fingerprint(self) -> dict[str, str]:
+        """What bit-identical results are conditional on (DESIGN.md section 5)."""
+        def version(pkg: str) -> str:
+            try:
+                return metadata.version(pkg)
+            except metadata.PackageNotFoundError:
+                return "absent"
+
+        dev = self.device
+        return {
+            "platform": dev.platform.name.strip(),
+            "platform_version": dev.platform.version.strip(),
+            "device": dev.name.strip(),
+            "driver_version": dev.driver_version.strip(),
+            "opencl_version": dev.version.strip(),
+            "build_options": " ".join(BUILD_OPTIONS),
+            "pocl": version("pocl-binary-distribution"),
+            "rlcl": version("rlcl"),
+            "numpy": np.__version__,
+            "gymnasium": version("gymnasium"),
+            "pyopencl": cl.VERSION_TEXT,
+        }

@@ -1,0 +1,41 @@
+"""Greedy (or sampled) evaluation episodes of a policy on the device.
+
+One vector env with one sub-env per episode; each sub-env's first episode counts. Actions come
+from the same fused ``policy_act`` kernel as the rollout, with ``greedy`` set.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyopencl as cl
+
+from rlcl.envs import EVAL_SEED_OFFSET, make_vec_env
+from rlcl.policy import STREAM_EVAL, ActorCritic
+
+
+def evaluate_policy(policy: ActorCritic, env_id: str, episodes: int, seed: int,
+                    greedy: bool = True) -> np.ndarray:
+    """Returns of EPISODES episodes, in sub-env order."""
+    if episodes <= 0:
+        return np.zeros(0)
+    dev = policy.device
+    envs = make_vec_env(env_id, episodes)
+    obs_buf = dev.empty(episodes * policy.obs_dim)
+    actions, logp, values = dev.empty(episodes, np.int32), dev.empty(episodes), dev.empty(episodes)
+    actions_host = np.zeros(episodes, np.int32)
+    returns = np.full(episodes, np.nan)
+    obs, _ = envs.reset(seed=seed + EVAL_SEED_OFFSET)
+    step = 0
+    while np.isnan(returns).any():
+        dev.write(obs_buf, np.ascontiguousarray(obs, np.float32))
+        policy.act(obs_buf, episodes, actions, logp, values, 0, seed, STREAM_EVAL, step, 0,
+                   greedy=greedy)
+        cl.enqueue_copy(dev.queue, actions_host, actions)
+        obs, _, _, _, infos = envs.step(actions_host)
+        if "_episode" in infos:
+            for i in np.flatnonzero(infos["_episode"]):
+                if np.isnan(returns[i]):
+                    returns[i] = infos["episode"]["r"][i]
+        step += 1
+    envs.close()
+    return returns

@@ -1,0 +1,49 @@
+/* common.h: shared by every rlcl kernel file.
+ *
+ * FP_CONTRACT OFF forbids fused multiply-add contraction, so a given device gives
+ * bit-identical results whatever its compiler decides (DESIGN.md section 5).
+ * Reductions in rlcl are always written as loops in a fixed order; there are no float
+ * atomics anywhere.
+ */
+#ifndef RLCL_COMMON_H
+#define RLCL_COMMON_H
+#pragma OPENCL FP_CONTRACT OFF
+
+/* Activation ids, mirrored in rlcl/nn.py ACTIVATIONS. */
+#define ACT_IDENTITY 0
+#define ACT_TANH 1
+#define ACT_RELU 2
+
+inline float activate(float x, int act)
+{
+    if (act == ACT_TANH) return tanh(x);
+    if (act == ACT_RELU) return fmax(x, 0.0f);
+    return x;
+}
+
+/* The derivative written in terms of the activation's OUTPUT y, so the backward pass
+ * needs only the cached activations: tanh' = 1 - y^2, relu' = [y > 0]. */
+inline float activate_grad(float y, int act)
+{
+    if (act == ACT_TANH) return 1.0f - y * y;
+    if (act == ACT_RELU) return y > 0.0f ? 1.0f : 0.0f;
+    return 1.0f;
+}
+
+/* Sum V over the work-group in a fixed tree order; every work-item gets the total.
+ * SCRATCH holds get_local_size(0) floats; the local size must be a power of two. */
+inline float group_sum(float v, __local float *scratch)
+{
+    const int lid = get_local_id(0);
+    scratch[lid] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int stride = get_local_size(0) / 2; stride > 0; stride /= 2) {
+        if (lid < stride) scratch[lid] += scratch[lid + stride];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    const float total = scratch[0];
+    barrier(CLK_LOCAL_MEM_FENCE); /* scratch is reused by the next call */
+    return total;
+}
+
+#endif

@@ -1,0 +1,80 @@
+/* rollout.cl: advantages and minibatch gathering over the (T, N) rollout storage.
+ *
+ * gae (Schulman et al. 2016, "High-Dimensional Continuous Control Using GAE"), per env n,
+ * for t = T-1 .. 0, with ends[t,n] = 0 (running), 1 (terminated), 2 (truncated):
+ *   live_t  = ends[t,n] == 0
+ *   boot_t  = ends[t,n] == 2 ? trunc_values[t,n] : 0     V(final_obs) at a time-limit end,
+ *             so truncation is not treated as failure (SB3 issue 633; Pardo et al. 2018)
+ *   delta_t = r[t,n] + gamma * boot_t + gamma * live_t * V[t+1,n] - V[t,n]
+ *   A_t     = delta_t + gamma * lambda * live_t * A_{t+1},   returns = A + V
+ * values has T + 1 rows: row T is V of the observation after the last step.
+ * Launch: global (N). Reference: rlcl/reference.py gae.
+ *
+ * gather_minibatch: row m of every mb_* output is row idx[idx_off + m] of the flattened (T*N)
+ * storage (idx holds all of an iteration's permutations, uploaded once).
+ * Launch: global (M). Reference: rlcl/reference.py gather_minibatch.
+ *
+ * explained_variance: out[slot] = 1 - Var(returns - values) / Var(returns) over n samples
+ *   (SB3's explained_variance; NaN when Var(returns) = 0), also writing Var(returns) to
+ *   out[slot + 1]. ONE work-group of L work-items, fixed-order sums.
+ *   Reference: rlcl/reference.py explained_variance.
+ */
+#include "common.h"
+
+__kernel void gae(__global float *advantages, __global float *returns,
+                  __global const float *rewards, __global const float *values,
+                  __global const int *ends, __global const float *trunc_values,
+                  int T, int N, float gamma, float lam)
+{
+    const int n = get_global_id(0);
+    if (n >= N) return;
+    float next_adv = 0.0f;
+    for (int t = T - 1; t >= 0; t--) {
+        const int k = t * N + n;
+        const float live = ends[k] == 0 ? 1.0f : 0.0f;
+        const float boot = ends[k] == 2 ? trunc_values[k] : 0.0f;
+        const float delta = rewards[k] + gamma * boot + gamma * live * values[k + N] - values[k];
+        next_adv = delta + gamma * lam * live * next_adv;
+        advantages[k] = next_adv;
+        returns[k] = next_adv + values[k];
+    }
+}
+
+__kernel void gather_minibatch(__global float *mb_obs, __global int *mb_actions,
+                               __global float *mb_logp, __global float *mb_adv,
+                               __global float *mb_ret, __global float *mb_val,
+                               __global const int *idx, int idx_off, __global const float *obs,
+                               __global const int *actions, __global const float *logp,
+                               __global const float *advantages, __global const float *returns,
+                               __global const float *values, int M, int obs_dim)
+{
+    const int m = get_global_id(0);
+    if (m >= M) return;
+    const int k = idx[idx_off + m];
+    for (int d = 0; d < obs_dim; d++) mb_obs[m * obs_dim + d] = obs[k * obs_dim + d];
+    mb_actions[m] = actions[k];
+    mb_logp[m] = logp[k];
+    mb_adv[m] = advantages[k];
+    mb_ret[m] = returns[k];
+    mb_val[m] = values[k];
+}
+
+__kernel void explained_variance(__global float *out, int slot, __global const float *values,
+                                 __global const float *returns, int n, __local float *scratch)
+{
+    const int lid = get_local_id(0), L = get_local_size(0);
+    float s_r = 0.0f, s_d = 0.0f;
+    for (int i = lid; i < n; i += L) { s_r += returns[i]; s_d += returns[i] - values[i]; }
+    const float mean_r = group_sum(s_r, scratch) / n, mean_d = group_sum(s_d, scratch) / n;
+    float q_r = 0.0f, q_d = 0.0f;
+    for (int i = lid; i < n; i += L) {
+        const float r = returns[i] - mean_r, d = returns[i] - values[i] - mean_d;
+        q_r += r * r;
+        q_d += d * d;
+    }
+    const float var_r = group_sum(q_r, scratch) / n, var_d = group_sum(q_d, scratch) / n;
+    if (lid == 0) {
+        out[slot] = var_r == 0.0f ? NAN : 1.0f - var_d / var_r;
+        out[slot + 1] = var_r;
+    }
+}

@@ -1,0 +1,122 @@
+"""The flat parameter buffer and MLPs whose layers run as linear.cl kernels.
+
+All parameters of a model are slices of ONE float32 buffer (llm.c's layout): gradients and
+optimizer state mirror it, so an optimizer step is one launch and the gradient norm is one
+reduction. A weight matrix is stored IN x OUT row-major (``x @ W``) so that a layer's work-items,
+which run along the outputs, read it contiguously.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rlcl.device import Device
+
+ACTIVATIONS = {"identity": 0, "tanh": 1, "relu": 2}  # ids of common.h ACT_*
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Where one linear layer lives in the flat buffer."""
+
+    w_off: int
+    b_off: int
+    n_in: int
+    n_out: int
+
+
+def orthogonal(rng: np.random.Generator, n_out: int, n_in: int, gain: float) -> np.ndarray:
+    """torch.nn.init.orthogonal_ for an (n_out, n_in) weight: QR of a Gaussian matrix with the
+    signs of R's diagonal folded in, as CleanRL's layer_init uses (Saxe et al. 2014)."""
+    flat = rng.standard_normal((max(n_out, n_in), min(n_out, n_in)))
+    q, r = np.linalg.qr(flat)
+    q *= np.sign(np.diag(r))
+    if n_out < n_in:
+        q = q.T
+    return gain * q[:n_out, :n_in]
+
+
+class FlatParams:
+    """One float32 buffer of parameters and its gradient twin, plus the host layout."""
+
+    def __init__(self, device: Device, host: np.ndarray, norm_slots: int = 1):
+        self.device = device
+        self.n = int(host.size)
+        self.params = device.upload(host.astype(np.float32))
+        self.grads = device.zeros(self.n)
+        # Gradient norms written by clip_grad_norm_ (one slot per update of an iteration, so
+        # they are read back once) and read by the next optimizer kernel.
+        self.norms = device.zeros(norm_slots)
+        self.norm_slots = norm_slots
+        self.pending_clip = (0.0, 0)  # (max_norm, slot) for the next optimizer step
+
+    def numpy(self) -> np.ndarray:
+        return self.device.read(self.params, self.n)
+
+    def grad_numpy(self) -> np.ndarray:
+        return self.device.read(self.grads, self.n)
+
+    def load(self, values: np.ndarray) -> None:
+        values = np.ascontiguousarray(values, np.float32)
+        if values.size != self.n:
+            raise ValueError(f"expected {self.n} parameters, got {values.size}")
+        self.device.write(self.params, values)
+        self.device.queue.finish()  # values may be a temporary
+
+
+class MLP:
+    """Linear layers with ACT between them and a linear output, placed from offset FIRST.
+
+    ``forward`` keeps every layer's activations in preallocated buffers (``acts``) for the
+    backward pass; ``backward`` writes this MLP's slice of the gradient buffer.
+    """
+
+    def __init__(self, sizes: list[int], activation: str, first: int = 0):
+        self.sizes = list(sizes)
+        self.act = ACTIVATIONS[activation]
+        self.layers: list[Layer] = []
+        off = first
+        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+            self.layers.append(Layer(off, off + n_in * n_out, n_in, n_out))
+            off += n_in * n_out + n_out
+        self.end = off
+
+    def init(self, host: np.ndarray, rng: np.random.Generator, hidden_gain: float,
+             out_gain: float) -> None:
+        """Orthogonal weights, zero biases (CleanRL's layer_init)."""
+        for k, layer in enumerate(self.layers):
+            gain = out_gain if k == len(self.layers) - 1 else hidden_gain
+            w = orthogonal(rng, layer.n_out, layer.n_in, gain)
+            host[layer.w_off : layer.b_off] = w.T.ravel()
+            host[layer.b_off : layer.b_off + layer.n_out] = 0.0
+
+    def alloc(self, device: Device, batch: int) -> list:
+        """Activation buffers for up to BATCH rows: [input, hidden..., output]."""
+        return [device.empty(batch * n) for n in self.sizes]
+
+    def alloc_grads(self, device: Device, batch: int) -> list:
+        """Scratch for the backward pass: one delta buffer per hidden width."""
+        return [device.empty(batch * n) for n in self.sizes[1:-1]]
+
+    def forward(self, device: Device, params, acts: list, batch: int) -> None:
+        """acts[0] must hold the input; fills acts[1:]."""
+        for k, layer in enumerate(self.layers):
+            act = 0 if k == len(self.layers) - 1 else self.act
+            device.launch("linear_forward", (layer.n_out, batch), None, acts[k + 1], acts[k],
+                          params, layer.w_off, layer.b_off, batch, layer.n_in, layer.n_out, act)
+
+    def backward(self, device: Device, params, grads, acts: list, dout, scratch: list,
+                 batch: int) -> None:
+        """DOUT is d(loss)/d(output); fills this MLP's slice of GRADS."""
+        for k in reversed(range(len(self.layers))):
+            layer = self.layers[k]
+            device.launch("linear_backward_params", (layer.n_out, layer.n_in + 1), None, grads,
+                          dout, acts[k], layer.w_off, layer.b_off, batch, layer.n_in, layer.n_out)
+            if k == 0:
+                break  # no gradient w.r.t. the observations is needed
+            dinp = scratch[k - 1]
+            device.launch("linear_backward_input", (layer.n_in, batch), None, dinp, dout,
+                          acts[k], params, layer.w_off, batch, layer.n_in, layer.n_out, self.act)
+            dout = dinp

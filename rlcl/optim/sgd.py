@@ -1,0 +1,46 @@
+"""SGD with optional heavy-ball or Nesterov momentum: torch.optim.SGD's semantics.
+
+    g = grad + weight_decay * theta          (coupled weight decay)
+    v = g on the first step, then momentum * v + (1 - dampening) * g
+    theta -= lr * (g + momentum * v)  if nesterov  else  lr * v
+
+Why this form and not ``v = mu*v - lr*g; theta += v`` (Sutskever et al. 2013, CS231n)? At a
+constant lr the two give the same parameters step for step: scale this v by -lr. Under a
+decaying lr they differ: here the WHOLE velocity is applied at today's lr, so a cosine decay
+slows old momentum at once, while in the other form old steps keep the larger lr they were
+taken with and the decay lags by about 1/(1 - mu) steps. tests/test_optim.py checks both facts.
+"""
+
+from __future__ import annotations
+
+from rlcl.errors import ConfigError
+from rlcl.optim.optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    _buffer_keys = ("momentum_buffer",)
+
+    def __init__(self, params, lr: float, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False):
+        if momentum < 0 or weight_decay < 0 or not 0 <= dampening <= 1:
+            raise ConfigError("momentum and weight_decay must be >= 0, dampening in [0, 1]")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ConfigError("nesterov needs momentum > 0 and dampening = 0")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def step(self) -> None:
+        """One fused sgd_step launch per flat buffer (clipping included, see clip_grad_norm_)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state.setdefault(p, {})
+                first = "momentum_buffer" not in state
+                if first and group["momentum"] != 0:
+                    state["momentum_buffer"] = p.device.empty(p.n)  # lazily, as torch does
+                velocity = state.get("momentum_buffer", p.grads)  # unused without momentum
+                max_norm, slot = self._take_clip(p)
+                p.device.launch(
+                    "sgd_step", (p.n,), None, p.params, p.grads, velocity, p.norms,
+                    slot, max_norm, p.n, group["lr"], group["momentum"],
+                    group["dampening"], group["weight_decay"], int(group["nesterov"]),
+                    int(first))

@@ -1,0 +1,209 @@
+"""numpy float64 twins of every rlcl kernel: the executable specification.
+
+Each function has its kernel's name and takes the kernel's inputs in the kernel's order
+(sizes are read from the arrays); outputs are returned instead of written. Tests compare
+each kernel with its twin, and each twin's gradient with finite differences.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ACT_IDENTITY, ACT_TANH, ACT_RELU = 0, 1, 2
+NUM_LOSS_STATS = 8
+
+
+def activate(x: np.ndarray, act: int) -> np.ndarray:
+    if act == ACT_TANH:
+        return np.tanh(x)
+    if act == ACT_RELU:
+        return np.maximum(x, 0.0)
+    return x
+
+
+def activate_grad(y: np.ndarray, act: int) -> np.ndarray:
+    """Derivative in terms of the activation's output y (common.h activate_grad)."""
+    if act == ACT_TANH:
+        return 1.0 - y * y
+    if act == ACT_RELU:
+        return (y > 0).astype(np.float64)
+    return np.ones_like(y)
+
+
+def _weights(params, w_off, b_off, n_in, n_out):
+    p = np.asarray(params, np.float64)
+    return p[w_off : w_off + n_in * n_out].reshape(n_in, n_out), p[b_off : b_off + n_out]
+
+
+# -- linear.cl ------------------------------------------------------------------------------
+def linear_forward(inp, params, w_off, b_off, n_out, act):
+    inp = np.asarray(inp, np.float64)
+    w, b = _weights(params, w_off, b_off, inp.shape[1], n_out)
+    return activate(inp @ w + b, act)
+
+
+def linear_backward_input(dout, inp, params, w_off, in_act):
+    dout, inp = np.asarray(dout, np.float64), np.asarray(inp, np.float64)
+    w, _ = _weights(params, w_off, 0, inp.shape[1], dout.shape[1])
+    return (dout @ w.T) * activate_grad(inp, in_act)
+
+
+def linear_backward_params(dout, inp):
+    """Returns (dW with shape IN x OUT, dbias)."""
+    dout, inp = np.asarray(dout, np.float64), np.asarray(inp, np.float64)
+    return inp.T @ dout, dout.sum(axis=0)
+
+
+def mlp_forward(x, params, layers, first, count, act):
+    """All activations of one MLP: [input, hidden..., output] (composes linear_forward)."""
+    acts = [np.asarray(x, np.float64)]
+    for l in range(first, first + count):
+        w_off, b_off, _, n_out = layers[l]
+        a = ACT_IDENTITY if l == first + count - 1 else act
+        acts.append(linear_forward(acts[-1], params, w_off, b_off, n_out, a))
+    return acts
+
+
+def mlp_backward(dout, acts, params, layers, first, count, act):
+    """Gradient of sum(dout * output) w.r.t. the flat params (composes the backward twins)."""
+    grads = np.zeros(len(params))
+    for k, l in enumerate(reversed(range(first, first + count))):
+        w_off, b_off, n_in, n_out = layers[l]
+        inp = acts[count - 1 - k]
+        dw, db = linear_backward_params(dout, inp)
+        grads[w_off : w_off + n_in * n_out] = dw.ravel()
+        grads[b_off : b_off + n_out] = db
+        in_act = ACT_IDENTITY if l == first else act
+        dout = linear_backward_input(dout, inp, params, w_off, in_act)
+    return grads
+
+
+# -- policy.cl ------------------------------------------------------------------------------
+_M0, _M1, _W0, _W1 = 0xD2511F53, 0xCD9E8D57, 0x9E3779B9, 0xBB67AE85
+_U32 = 0xFFFFFFFF
+
+
+def philox4x32(ctr, key, rounds: int = 10) -> list[int]:
+    """Philox4x32-10 (Salmon et al. 2011, Random123) on Python ints."""
+    c, k = [int(x) & _U32 for x in ctr], [int(x) & _U32 for x in key]
+    for r in range(rounds):
+        if r:
+            k = [(k[0] + _W0) & _U32, (k[1] + _W1) & _U32]
+        p0, p1 = _M0 * c[0], _M1 * c[2]
+        c = [((p1 >> 32) ^ c[1] ^ k[0]) & _U32, p1 & _U32, ((p0 >> 32) ^ c[3] ^ k[1]) & _U32, p0 & _U32]
+    return c
+
+
+def philox_uniform(seed, stream, c0, c1, c2) -> float:
+    return (philox4x32([c0, c1, c2, 0], [seed, stream])[0] >> 8) / 16777216.0
+
+
+def policy_act(obs, params, layers, n_actor, n_critic, act, seed, stream, step, iteration, greedy):
+    """Returns (actions, logp, values) for each row of OBS."""
+    logits = mlp_forward(obs, params, layers, 0, n_actor, act)[-1]
+    values = mlp_forward(obs, params, layers, n_actor, n_critic, act)[-1][:, 0]
+    logp_all = logits - logits.max(axis=1, keepdims=True)
+    logp_all -= np.log(np.exp(logp_all).sum(axis=1, keepdims=True))
+    if greedy:
+        actions = logits.argmax(axis=1)
+    else:
+        cdf = np.cumsum(np.exp(logp_all), axis=1)
+        u = np.array([philox_uniform(seed, stream, n, step, iteration) for n in range(len(obs))])
+        actions = np.minimum((cdf <= u[:, None]).sum(axis=1), logits.shape[1] - 1)
+    return actions, logp_all[np.arange(len(obs)), actions], values
+
+
+# -- loss.cl --------------------------------------------------------------------------------
+def ppo_loss(logits, values, actions, old_logp, advantages, returns, old_values, clip_coef,
+             clip_vloss, ent_coef, vf_coef, norm_adv):
+    """Returns (loss, dlogits, dvalues, stats) as loss.cl defines them."""
+    z = np.asarray(logits, np.float64)
+    M = len(z)
+    logp_all = z - z.max(axis=1, keepdims=True)
+    logp_all -= np.log(np.exp(logp_all).sum(axis=1, keepdims=True))
+    p = np.exp(logp_all)
+    H = -(p * logp_all).sum(axis=1)
+    lp = logp_all[np.arange(M), actions]
+    logratio = lp - old_logp
+    ratio = np.exp(logratio)
+    adv = np.asarray(advantages, np.float64)
+    if norm_adv:
+        adv = (adv - adv.mean()) / ((adv.std(ddof=1) if M > 1 else 0.0) + 1e-8)
+    clipped = np.clip(ratio, 1 - clip_coef, 1 + clip_coef)
+    pg_u, pg_c = -adv * ratio, -adv * clipped
+    g_lp = np.where((pg_u >= pg_c) | (clipped == ratio), -adv * ratio, 0.0)
+    onehot = np.eye(z.shape[1])[actions]
+    dlogits = (g_lp[:, None] * (onehot - p) + ent_coef * p * (logp_all + H[:, None])) / M
+    v, R = np.asarray(values, np.float64), np.asarray(returns, np.float64)
+    v_loss, dv = 0.5 * (v - R) ** 2, v - R
+    if clip_vloss:
+        vc = old_values + np.clip(v - old_values, -clip_coef, clip_coef)
+        v_loss_c = 0.5 * (vc - R) ** 2
+        use_c = v_loss_c > v_loss
+        dv = np.where(use_c, np.where(vc == v, vc - R, 0.0), dv)
+        v_loss = np.maximum(v_loss, v_loss_c)
+    dvalues = vf_coef * dv / M
+    kl = (ratio - 1) - logratio
+    stats = np.array([np.maximum(pg_u, pg_c).mean(), v_loss.mean(), H.mean(), kl.mean(),
+                      (np.abs(ratio - 1) > clip_coef).mean(), kl.max(), ratio.max(), ratio.min()])
+    loss = stats[0] - ent_coef * stats[2] + vf_coef * stats[1]
+    return loss, dlogits, dvalues, stats
+
+
+# -- rollout.cl -----------------------------------------------------------------------------
+def gae(rewards, values, ends, trunc_values, gamma, lam):
+    """Returns (advantages, returns), both (T, N); VALUES has T + 1 rows."""
+    T, N = rewards.shape
+    adv = np.zeros((T, N))
+    next_adv = np.zeros(N)
+    for t in reversed(range(T)):
+        live = (ends[t] == 0).astype(np.float64)
+        boot = np.where(ends[t] == 2, trunc_values[t], 0.0)
+        delta = rewards[t] + gamma * boot + gamma * live * values[t + 1] - values[t]
+        next_adv = delta + gamma * lam * live * next_adv
+        adv[t] = next_adv
+    return adv, adv + values[:T]
+
+
+def gather_minibatch(idx, idx_off, m, obs, actions, logp, advantages, returns, values):
+    rows = np.asarray(idx)[idx_off : idx_off + m]
+    return tuple(np.asarray(a)[rows] for a in (obs, actions, logp, advantages, returns, values))
+
+
+def explained_variance(values, returns):
+    """Returns (explained variance, Var(returns)), population variances as in SB3."""
+    values, returns = np.asarray(values, np.float64), np.asarray(returns, np.float64)
+    var_r = returns.var()
+    return (np.nan if var_r == 0 else 1 - (returns - values).var() / var_r), var_r
+
+
+# -- optim.cl -------------------------------------------------------------------------------
+def sum_squares(x) -> float:
+    """The kernel's name; its result is the norm sqrt(sum x^2)."""
+    return float(np.sqrt(np.sum(np.asarray(x, np.float64) ** 2)))
+
+
+def clip_scale(norm, max_norm):
+    return min(1.0, max_norm / (norm + 1e-6)) if max_norm > 0 else 1.0
+
+
+def sgd_step(params, grads, velocity, norm, max_norm, lr, momentum, dampening, weight_decay,
+             nesterov, first):
+    """Returns (params, velocity)."""
+    p = np.asarray(params, np.float64)
+    g = np.asarray(grads, np.float64) * clip_scale(norm, max_norm) + weight_decay * p
+    v, d = velocity, g
+    if momentum != 0:
+        v = g if first else momentum * np.asarray(velocity, np.float64) + (1 - dampening) * g
+        d = g + momentum * v if nesterov else v
+    return p - lr * d, v
+
+
+def adam_step(params, grads, exp_avg, exp_avg_sq, norm, max_norm, step_size, beta1, beta2, eps,
+              bc2_sqrt, weight_decay):
+    """Returns (params, exp_avg, exp_avg_sq)."""
+    p = np.asarray(params, np.float64)
+    g = np.asarray(grads, np.float64) * clip_scale(norm, max_norm) + weight_decay * p
+    m = beta1 * np.asarray(exp_avg, np.float64) + (1 - beta1) * g
+    s = beta2 * np.asarray(exp_avg_sq, np.float64) + (1 - beta2) * g * g
+    return p - step_size * m / (np.sqrt(s) / bc2_sqrt + eps), m, s
