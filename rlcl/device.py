@@ -5,7 +5,8 @@ A :class:`Device` owns one context and one in-order queue. It builds every
 
 Device choice (``--device SPEC`` or the ``RLCL_DEVICE`` environment variable):
 
-* nothing: the first GPU of any platform, else PoCL's CPU device, else the first device;
+* nothing: the first GPU of any platform (not the Oclgrind simulator), else PoCL's CPU
+  device, else the first device;
 * ``P:D``: device D of platform P, numbered as ``--device list`` prints them;
 * any other text: the first device whose platform or device name contains it
   (case-insensitive), e.g. ``pocl``, ``oclgrind``, ``nvidia``.
@@ -57,11 +58,19 @@ def _devices() -> list[tuple[int, int, cl.Device]]:
     return found
 
 
+def _type_name(dev: cl.Device) -> str:
+    if "oclgrind" in dev.platform.name.lower():
+        return "simulator"
+    for kind in ("GPU", "CPU", "ACCELERATOR"):
+        if dev.type & getattr(cl.device_type, kind):
+            return kind.lower()
+    return "other"
+
+
 def list_devices() -> str:
     """One line per device, numbered as ``--device P:D`` expects."""
     rows = [
-        f"{p}:{d}  {dev.platform.name.strip()} | {dev.name.strip()} | "
-        f"{cl.device_type.to_string(dev.type)}"
+        f"{p}:{d}  {dev.platform.name.strip()} | {dev.name.strip()} | {_type_name(dev)}"
         for p, d, dev in _devices()
     ]
     return "\n".join(rows) if rows else "no OpenCL devices found"
@@ -77,8 +86,9 @@ def choose_device(spec: str | None = None) -> cl.Device:
             "present (pip install rlcl), or install your vendor's OpenCL driver"
         )
     if not spec:
+        # Oclgrind is a checking simulator that also calls itself a GPU: never a default.
         for _, _, dev in found:
-            if dev.type & cl.device_type.GPU:
+            if dev.type & cl.device_type.GPU and "oclgrind" not in dev.platform.name.lower():
                 return dev
         for _, _, dev in found:
             if "portable computing language" in dev.platform.name.lower():

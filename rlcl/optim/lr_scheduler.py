@@ -20,13 +20,23 @@ class CosineAnnealingLR:
         self.optimizer, self.T_max, self.eta_min = optimizer, int(T_max), float(eta_min)
         self.base_lrs = [g["lr"] for g in optimizer.param_groups]
         self.last_epoch = 0
-        self.lr_scale = 1.0
+        self._lr_scale = 1.0
+        self._apply()
+
+    @property
+    def lr_scale(self) -> float:
+        return self._lr_scale
+
+    @lr_scale.setter
+    def lr_scale(self, value: float) -> None:
+        """Takes effect at once, so a state saved right after a change resumes identically."""
+        self._lr_scale = float(value)
         self._apply()
 
     def lr_at(self, t: int, base_lr: float) -> float:
         t = min(t, self.T_max)
         cosine = (1 + math.cos(math.pi * t / self.T_max)) / 2
-        return (self.eta_min + (base_lr - self.eta_min) * cosine) * self.lr_scale
+        return (self.eta_min + (base_lr - self.eta_min) * cosine) * self._lr_scale
 
     def _apply(self) -> None:
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
@@ -44,9 +54,9 @@ class CosineAnnealingLR:
                 "last_epoch": self.last_epoch, "lr_scale": self.lr_scale}
 
     def load_state_dict(self, state: dict) -> None:
-        for key in ("T_max", "eta_min", "base_lrs", "last_epoch", "lr_scale"):
+        for key in ("T_max", "eta_min", "base_lrs", "last_epoch"):
             setattr(self, key, state[key])
-        self._apply()
+        self.lr_scale = state["lr_scale"]  # applies the lr
 
 
 class ConstantLR:
@@ -55,12 +65,24 @@ class ConstantLR:
     def __init__(self, optimizer):
         self.optimizer = optimizer
         self.base_lrs = [g["lr"] for g in optimizer.param_groups]
-        self.last_epoch, self.lr_scale = 0, 1.0
+        self.last_epoch, self._lr_scale = 0, 1.0
+
+    @property
+    def lr_scale(self) -> float:
+        return self._lr_scale
+
+    @lr_scale.setter
+    def lr_scale(self, value: float) -> None:
+        self._lr_scale = float(value)
+        self._apply()
+
+    def _apply(self) -> None:
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * self._lr_scale
 
     def step(self) -> None:
         self.last_epoch += 1
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = base * self.lr_scale
+        self._apply()
 
     def get_last_lr(self) -> list[float]:
         return [g["lr"] for g in self.optimizer.param_groups]
@@ -70,5 +92,5 @@ class ConstantLR:
                 "lr_scale": self.lr_scale}
 
     def load_state_dict(self, state: dict) -> None:
-        for key in ("base_lrs", "last_epoch", "lr_scale"):
-            setattr(self, key, state[key])
+        self.base_lrs, self.last_epoch = state["base_lrs"], state["last_epoch"]
+        self.lr_scale = state["lr_scale"]

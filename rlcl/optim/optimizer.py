@@ -8,6 +8,7 @@ one fused kernel per update over each flat buffer (kernels/optim.cl). A paramete
 from __future__ import annotations
 
 import copy
+from collections import defaultdict
 
 import numpy as np
 import pyopencl as cl
@@ -48,7 +49,7 @@ class Optimizer:
             if group["lr"] < 0:
                 raise ConfigError(f"invalid learning rate {group['lr']}: use lr >= 0")
             self.param_groups.append(group)
-        self.state: dict[FlatParams, dict] = {}
+        self.state: defaultdict[FlatParams, dict] = defaultdict(dict)  # as torch
 
     def zero_grad(self) -> None:
         for group in self.param_groups:
@@ -83,7 +84,7 @@ class Optimizer:
             raise ValueError("state_dict has a different number of parameter groups")
         for g, saved in zip(self.param_groups, state_dict["param_groups"]):
             g.update({k: v for k, v in saved.items() if k != "params"})
-        self.state = {}
+        self.state = defaultdict(dict)
         for i, s in state_dict["state"].items():
             p = flat[int(i)]
             self.state[p] = {k: (p.device.upload(np.asarray(v, np.float32))

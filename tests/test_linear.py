@@ -1,0 +1,215 @@
+"""kernels/linear.cl against its float64 twins, and the twins' gradients against finite
+differences.
+
+Each kernel runs on awkward sizes (B, IN, OUT drawn from 1, 7, 64, 129) for every activation,
+with the weights and the bias at nonzero offsets inside a larger flat buffer (bias first, with
+padding around both). Output buffers carry a sentinel tail, and the gradient buffer a sentinel
+everywhere, so a write outside its slice is caught.
+
+Tolerances:
+* kernel (float32) vs twin (float64 on the same float32-rounded inputs): a float32 sum of n
+  terms is off by about sqrt(n) ulps of its largest partial sum, not of its (possibly
+  cancelled) result, so the absolute part scales with S = max(1, max |ref|) (see
+  assert_close). TOL allows |err| <= 1e-5 * S + 1e-5 * |ref| (about 100 ulps of S).
+* MLP (three layers, errors compound through the activations): MLP_TOL,
+  |err| <= 1e-5 * S + 1e-4 * |ref|.
+* twin vs central differences, all float64 with h = 1e-6: truncation is O(h^2) and roundoff
+  O(1e-16 / h), so FD_TOL allows 1e-8 + 1e-6 * |ref|.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rlcl import reference as ref
+from rlcl.nn import MLP
+
+TOL = dict(rtol=1e-5, atol=1e-5)
+MLP_TOL = dict(rtol=1e-4, atol=1e-5)
+FD_TOL = dict(rtol=1e-6, atol=1e-8)
+FD_H = 1e-6
+SENTINEL = np.float32(-7.25)
+PAD = 5  # sentinel floats after every output
+
+ACTS = {"identity": ref.ACT_IDENTITY, "tanh": ref.ACT_TANH, "relu": ref.ACT_RELU}
+big = pytest.mark.big
+# (B, IN, OUT): every size in every position; any shape with 129 is skipped on Oclgrind.
+SHAPES = [
+    (1, 1, 1), (7, 1, 64), (64, 7, 1), (1, 64, 7), (7, 7, 7), (64, 64, 64),
+    pytest.param((129, 7, 64), marks=big), pytest.param((7, 129, 1), marks=big),
+    pytest.param((1, 64, 129), marks=big), pytest.param((129, 129, 129), marks=big),
+]
+
+
+def f32(a) -> np.ndarray:
+    return np.ascontiguousarray(a, np.float32)
+
+
+def flat_layout(rng, n_in, n_out):
+    """A flat parameter buffer holding one layer: 3 pad, bias, 5 pad, W (IN x OUT), 4 pad.
+    Returns (params as float32, w_off, b_off)."""
+    b_off = 3
+    w_off = b_off + n_out + 5
+    params = rng.standard_normal(w_off + n_in * n_out + 4)
+    params[w_off : w_off + n_in * n_out] /= np.sqrt(n_in)
+    return f32(params), w_off, b_off
+
+
+def assert_close(got, want, tol, **kwargs):
+    """assert_allclose whose atol is relative to S = max(1, max |want|)."""
+    scale = max(1.0, float(np.abs(want).max()))
+    np.testing.assert_allclose(got, want, rtol=tol["rtol"], atol=tol["atol"] * scale, **kwargs)
+
+
+def sentinel_buffer(device, n):
+    return device.upload(np.full(n + PAD, SENTINEL, np.float32))
+
+
+def read_with_tail(device, buf, n):
+    """The first N floats of BUF, after checking the PAD floats behind them are untouched."""
+    got = device.read(buf, n + PAD)
+    assert np.all(got[n:] == SENTINEL), "kernel wrote past the end of its output"
+    return got[:n]
+
+
+# -- kernels vs twins -----------------------------------------------------------------------
+@pytest.mark.parametrize("act", ACTS.values(), ids=ACTS.keys())
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B%d-IN%d-OUT%d" % s)
+def test_linear_forward_matches_twin(device, rng, shape, act):
+    B, IN, OUT = shape
+    params, w_off, b_off = flat_layout(rng, IN, OUT)
+    x = f32(rng.standard_normal((B, IN)))
+    out = sentinel_buffer(device, B * OUT)
+    device.launch("linear_forward", (OUT, B), None, out, device.upload(x), device.upload(params),
+                  w_off, b_off, B, IN, OUT, act)
+    got = read_with_tail(device, out, B * OUT).reshape(B, OUT)
+    assert_close(got, ref.linear_forward(x, params, w_off, b_off, OUT, act), TOL)
+
+
+@pytest.mark.parametrize("act", ACTS.values(), ids=ACTS.keys())
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B%d-IN%d-OUT%d" % s)
+def test_linear_backward_input_matches_twin(device, rng, shape, act):
+    B, IN, OUT = shape
+    params, w_off, _ = flat_layout(rng, IN, OUT)
+    # inp is the previous layer's activated output (relu gives exact zeros, tanh |y| < 1)
+    inp = f32(ref.activate(rng.standard_normal((B, IN)), act))
+    dout = f32(rng.standard_normal((B, OUT)))
+    dinp = sentinel_buffer(device, B * IN)
+    device.launch("linear_backward_input", (IN, B), None, dinp, device.upload(dout),
+                  device.upload(inp), device.upload(params), w_off, B, IN, OUT, act)
+    got = read_with_tail(device, dinp, B * IN).reshape(B, IN)
+    assert_close(got, ref.linear_backward_input(dout, inp, params, w_off, act), TOL)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B%d-IN%d-OUT%d" % s)
+def test_linear_backward_params_writes_only_its_slices(device, rng, shape):
+    B, IN, OUT = shape
+    params, w_off, b_off = flat_layout(rng, IN, OUT)
+    inp, dout = f32(rng.standard_normal((B, IN))), f32(rng.standard_normal((B, OUT)))
+    grads = device.upload(np.full(params.size, SENTINEL, np.float32))
+    device.launch("linear_backward_params", (OUT, IN + 1), None, grads, device.upload(dout),
+                  device.upload(inp), w_off, b_off, B, IN, OUT)
+    got = device.read(grads, params.size)
+    dw, db = ref.linear_backward_params(dout, inp)
+    assert_close(got[w_off : w_off + IN * OUT], dw.ravel(), TOL)
+    assert_close(got[b_off : b_off + OUT], db, TOL)
+    untouched = np.ones(params.size, bool)
+    untouched[w_off : w_off + IN * OUT] = untouched[b_off : b_off + OUT] = False
+    assert np.all(got[untouched] == SENTINEL)
+
+
+# -- twins vs finite differences (float64 only) ---------------------------------------------
+def central_difference(f, x: np.ndarray) -> np.ndarray:
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = FD_H
+        grad[i] = (f(x + e) - f(x - e)) / (2 * FD_H)
+    return grad
+
+
+@pytest.mark.parametrize("act", ACTS.values(), ids=ACTS.keys())
+def test_twin_param_gradient_is_the_derivative(rng, act):
+    """d/dparams of sum(c * linear_forward) = linear_backward_params(c * act'(y), x), and zero
+    on the padding around the layer."""
+    B, IN, OUT = 3, 4, 5
+    params, w_off, b_off = flat_layout(rng, IN, OUT)
+    params = params.astype(np.float64)
+    x, c = rng.standard_normal((B, IN)), rng.standard_normal((B, OUT))
+    y = ref.linear_forward(x, params, w_off, b_off, OUT, act)
+    dw, db = ref.linear_backward_params(c * ref.activate_grad(y, act), x)
+    analytic = np.zeros_like(params)
+    analytic[w_off : w_off + IN * OUT], analytic[b_off : b_off + OUT] = dw.ravel(), db
+    numeric = central_difference(
+        lambda p: np.sum(c * ref.linear_forward(x, p, w_off, b_off, OUT, act)), params)
+    np.testing.assert_allclose(analytic, numeric, **FD_TOL)
+    assert np.abs(analytic).max() > 0.1  # the check is not vacuous
+
+
+@pytest.mark.parametrize("in_act", ACTS.values(), ids=ACTS.keys())
+@pytest.mark.parametrize("act", ACTS.values(), ids=ACTS.keys())
+def test_twin_input_gradient_is_the_derivative(rng, act, in_act):
+    """linear_backward_input(dz, act_in(z_prev)) is d/dz_prev of sum(c * forward(act_in(z_prev)))
+    where dz = c * act'(y): it also runs the previous layer's activation backward."""
+    B, IN, OUT = 3, 4, 5
+    params, w_off, b_off = flat_layout(rng, IN, OUT)
+    params = params.astype(np.float64)
+    z_prev, c = rng.standard_normal((B, IN)), rng.standard_normal((B, OUT))
+
+    def f(z):
+        return np.sum(c * ref.linear_forward(ref.activate(z, in_act), params, w_off, b_off, OUT,
+                                             act))
+
+    inp = ref.activate(z_prev, in_act)
+    y = ref.linear_forward(inp, params, w_off, b_off, OUT, act)
+    analytic = ref.linear_backward_input(c * ref.activate_grad(y, act), inp, params, w_off,
+                                         in_act)
+    np.testing.assert_allclose(analytic, central_difference(f, z_prev), **FD_TOL)
+    assert np.abs(analytic).max() > 0.1
+
+
+# -- MLP: rlcl.nn.MLP on the device vs the composed twins ------------------------------------
+def layer_table(mlp: MLP):
+    return [(l.w_off, l.b_off, l.n_in, l.n_out) for l in mlp.layers]
+
+
+@pytest.mark.parametrize("activation", ACTS.keys())
+@pytest.mark.parametrize("batch", [1, 7, 64, pytest.param(129, marks=big)])
+def test_mlp_forward_backward_match_twins(device, rng, activation, batch):
+    first = 11  # the MLP starts inside the flat buffer, as the critic does
+    mlp = MLP([5, 7, 64, 3], activation, first=first)
+    n = mlp.end + 6
+    host = f32(rng.standard_normal(n) * 0.5)
+    params = device.upload(host)
+    grads = device.upload(np.full(n, SENTINEL, np.float32))
+    acts, scratch = mlp.alloc(device, batch), mlp.alloc_grads(device, batch)
+    x = f32(rng.standard_normal((batch, 5)))
+    device.write(acts[0], x)
+    mlp.forward(device, params, acts, batch)
+    table, count = layer_table(mlp), len(mlp.layers)
+    ref_acts = ref.mlp_forward(x, host, table, 0, count, mlp.act)
+    for k in range(1, len(acts)):
+        got = device.read(acts[k], batch * mlp.sizes[k]).reshape(batch, -1)
+        assert_close(got, ref_acts[k], MLP_TOL, err_msg=f"activation {k}")
+
+    dout = f32(rng.standard_normal((batch, 3)))
+    mlp.backward(device, params, grads, acts, device.upload(dout), scratch, batch)
+    got = device.read(grads, n)
+    want = ref.mlp_backward(dout, ref_acts, host, table, 0, count, mlp.act)
+    assert_close(got[first : mlp.end], want[first : mlp.end], MLP_TOL)
+    assert np.all(got[:first] == SENTINEL) and np.all(got[mlp.end :] == SENTINEL)
+
+
+@pytest.mark.parametrize("activation", ACTS.keys())
+def test_twin_mlp_backward_is_the_derivative(rng, activation):
+    mlp = MLP([3, 4, 5, 2], activation, first=2)
+    table, count, act = layer_table(mlp), len(mlp.layers), mlp.act
+    params = rng.standard_normal(mlp.end + 3)
+    x, c = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
+    acts = ref.mlp_forward(x, params, table, 0, count, act)
+    analytic = ref.mlp_backward(c, acts, params, table, 0, count, act)
+    numeric = central_difference(
+        lambda p: np.sum(c * ref.mlp_forward(x, p, table, 0, count, act)[-1]), params)
+    np.testing.assert_allclose(analytic, numeric, **FD_TOL)
+    assert np.abs(analytic).max() > 0.1

@@ -1,0 +1,129 @@
+"""kernels/optim.cl sgd_step and adam_step launched directly against reference.sgd_step and
+reference.adam_step, over several steps, with clipping off, active and inactive (the norm is
+read from a slot of the norms buffer whose neighbours hold decoy values).
+
+(tests/test_optim.py checks the same kernels through the rlcl.optim classes; this file pins
+the kernel contract itself: argument order, the first-step flag, the norms slot.)
+
+Tolerances (float32 kernel vs float64 twin, parameters and gradients of order 1, 3 steps):
+* sgd_step:  |err| <= 2e-6 + 2e-6 * |ref|  (a few float32 ulps per step)
+* adam_step: |err| <= 1e-5 + 1e-5 * |ref|  (one divide and one sqrt per step)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rlcl import reference as ref
+
+SGD_TOL = dict(rtol=2e-6, atol=2e-6)
+ADAM_TOL = dict(rtol=1e-5, atol=1e-5)
+SENTINEL = np.float32(-7.25)
+STEPS = 3
+SLOT = 1
+# (max_norm, ||g|| written to norms[SLOT]): no clipping, clipping by 0.25, a max_norm above
+# the norm (scale 1). The other slots hold 100 and 1e-3, so reading the wrong slot shows.
+CLIPS = {"off": (0.0, 2.0), "active": (0.5, 2.0), "inactive": (5.0, 2.0)}
+SIZES = [1, 7, 129]
+
+SGD_CASES = {
+    "plain": dict(momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=0),
+    "plain_wd": dict(momentum=0.0, dampening=0.0, weight_decay=0.01, nesterov=0),
+    "heavy_ball": dict(momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=0),
+    "dampening": dict(momentum=0.9, dampening=0.1, weight_decay=0.0, nesterov=0),
+    "nesterov": dict(momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=1),
+    "nesterov_wd": dict(momentum=0.9, dampening=0.0, weight_decay=0.01, nesterov=1),
+}
+
+
+def f32(a) -> np.ndarray:
+    return np.ascontiguousarray(a, np.float32)
+
+
+def norms_buffer(device, norm):
+    return device.upload(f32([100.0, norm, 1e-3]))
+
+
+@pytest.mark.parametrize("clip", CLIPS.keys())
+@pytest.mark.parametrize("case", SGD_CASES.keys())
+@pytest.mark.parametrize("n", SIZES)
+def test_sgd_step_matches_twin(device, rng, n, case, clip):
+    hp, lr = SGD_CASES[case], 0.05
+    max_norm, norm = CLIPS[clip]
+    p = f32(rng.standard_normal(n))
+    # the first step must ignore whatever the velocity buffer holds (torch allocates it lazily)
+    v0 = np.full(n, np.nan, np.float32)
+    params, velocity = device.upload(p), device.upload(v0)
+    norms = norms_buffer(device, norm)
+    ref_p, ref_v = p.astype(np.float64), v0.astype(np.float64)
+    for step in range(STEPS):
+        g = f32(rng.standard_normal(n))
+        first = int(step == 0)
+        device.launch("sgd_step", (n,), None, params, device.upload(g), velocity, norms, SLOT,
+                      max_norm, n, lr, hp["momentum"], hp["dampening"], hp["weight_decay"],
+                      hp["nesterov"], first)
+        ref_p, ref_v = ref.sgd_step(ref_p, g, ref_v, float(np.float32(norm)), max_norm, lr,
+                                    hp["momentum"], hp["dampening"], hp["weight_decay"],
+                                    hp["nesterov"], first)
+        np.testing.assert_allclose(device.read(params, n), ref_p, **SGD_TOL,
+                                   err_msg=f"params after step {step}")
+        v = device.read(velocity, n)
+        if hp["momentum"] == 0:
+            assert np.all(np.isnan(v)), "sgd_step without momentum must not touch the velocity"
+        else:
+            np.testing.assert_allclose(v, ref_v, **SGD_TOL, err_msg=f"velocity, step {step}")
+
+
+def test_sgd_step_by_hand(device):
+    """theta = 1, g = 2, lr = 0.1, momentum 0.5, clipping 4 -> 1 (scale 0.5 on ||g|| = 4):
+    step 1 (first): g' = 1, v = 1, theta = 0.9;  step 2: g' = 1, v = 1.5, theta = 0.75."""
+    params, velocity = device.upload(f32([1.0])), device.zeros(1)
+    grads, norms = device.upload(f32([2.0])), device.upload(f32([0.0, 4.0 - 1e-6]))
+    for first, theta, v in ((1, 0.9, 1.0), (0, 0.75, 1.5)):
+        device.launch("sgd_step", (1,), None, params, grads, velocity, norms, 1, 2.0, 1, 0.1,
+                      0.5, 0.0, 0.0, 0, first)
+        np.testing.assert_allclose(device.read(params, 1), [theta], rtol=1e-6)
+        np.testing.assert_allclose(device.read(velocity, 1), [v], rtol=1e-6)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+@pytest.mark.parametrize("clip", CLIPS.keys())
+@pytest.mark.parametrize("n", SIZES)
+def test_adam_step_matches_twin(device, rng, n, clip, weight_decay):
+    lr, beta1, beta2, eps = 0.01, 0.9, 0.999, 1e-8
+    max_norm, norm = CLIPS[clip]
+    p = f32(rng.standard_normal(n))
+    params, m, s = device.upload(p), device.zeros(n), device.zeros(n)
+    norms = norms_buffer(device, norm)
+    ref_p, ref_m, ref_s = p.astype(np.float64), np.zeros(n), np.zeros(n)
+    for t in range(1, STEPS + 1):
+        g = f32(rng.standard_normal(n))
+        # the bias corrections come from the host in float64, then go down as float32
+        step_size = float(np.float32(lr / (1 - beta1**t)))
+        bc2_sqrt = float(np.float32(math.sqrt(1 - beta2**t)))
+        device.launch("adam_step", (n,), None, params, device.upload(g), m, s, norms, SLOT,
+                      max_norm, n, step_size, beta1, beta2, eps, bc2_sqrt, weight_decay)
+        ref_p, ref_m, ref_s = ref.adam_step(ref_p, g, ref_m, ref_s, float(np.float32(norm)),
+                                            max_norm, step_size, beta1, beta2, eps, bc2_sqrt,
+                                            weight_decay)
+        np.testing.assert_allclose(device.read(params, n), ref_p, **ADAM_TOL,
+                                   err_msg=f"params after step {t}")
+        np.testing.assert_allclose(device.read(m, n), ref_m, **ADAM_TOL)
+        np.testing.assert_allclose(device.read(s, n), ref_s, **ADAM_TOL)
+
+
+def test_adam_first_step_moves_each_coordinate_by_lr(device, rng):
+    """Adam's first step is lr * sign(g) whatever the gradient's scale (here 1e-2 .. 1e3).
+    Error: float32 rounding of theta in [-1, 1] (ulp <= 1.2e-7) plus lr * eps / |g| <= 1e-8."""
+    n, lr = 7, 0.01
+    p = f32(rng.uniform(-1, 1, n))
+    g = f32(rng.choice([-1.0, 1.0], n) * np.logspace(-2, 3, n))
+    params, norms = device.upload(p), device.zeros(1)
+    device.launch("adam_step", (n,), None, params, device.upload(g), device.zeros(n),
+                  device.zeros(n), norms, 0, 0.0, n, lr / (1 - 0.9), 0.9, 0.999, 1e-8,
+                  math.sqrt(1 - 0.999), 0.0)
+    step = p.astype(np.float64) - device.read(params, n)
+    np.testing.assert_allclose(step, lr * np.sign(g), rtol=0, atol=3e-7)

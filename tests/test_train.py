@@ -1,0 +1,110 @@
+"""End to end: a short PPO run through train(cfg) and through the command line."""
+
+import csv
+import json
+import math
+import subprocess
+import sys
+import tomllib
+
+import numpy as np
+import pytest
+
+from helpers import read_scalars
+from rlcl.config import build_config, packaged_config, read_toml
+from rlcl.train import main, train
+
+SB3_TAGS = ["rollout/ep_rew_mean", "rollout/ep_len_mean", "time/fps", "train/learning_rate",
+            "train/policy_gradient_loss", "train/value_loss", "train/entropy_loss", "train/loss",
+            "train/approx_kl", "train/clip_fraction", "train/explained_variance"]
+
+
+def short_config(tmp_path, **overrides):
+    values = {**read_toml(packaged_config("ppo", "CartPole")), "total_timesteps": 4096,
+              "runs_dir": str(tmp_path), "progress": False, "eval_episodes": 3, **overrides}
+    return build_config(values)
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    return train(short_config(tmp_path_factory.mktemp("runs")))
+
+
+def test_run_folder(short_run):
+    run = short_run.run_dir
+    assert run.name.startswith("CartPole-v1__ppo__0__")
+    for name in ("config.toml", "episodes.csv", "summary.json", "checkpoints/final.npz"):
+        assert (run / name).is_file(), name
+    summary = json.loads((run / "summary.json").read_text())
+    for key in ("algo", "env_id", "seed", "total_timesteps", "wall_seconds", "fps",
+                "eval_mean_return", "eval_std_return", "eval_episodes", "device"):
+        assert key in summary, key
+    assert summary["total_timesteps"] == 4096 and summary["eval_episodes"] == 3
+    resolved = tomllib.loads((run / "config.toml").read_text())
+    assert resolved["total_timesteps"] == 4096 and resolved["optimizer"] == "momentum"
+    with open(run / "episodes.csv") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["global_step", "time_s", "return", "length"]
+    assert len(rows) - 1 == len(short_run.episodes) > 50
+    assert all(float(r[2]) == float(r[3]) for r in rows[1:])  # CartPole: return = length
+
+
+def test_sb3_tags_logged_with_finite_values(short_run):
+    scalars = read_scalars(short_run.run_dir)
+    for tag in SB3_TAGS:
+        assert tag in scalars, tag
+        assert all(math.isfinite(v) for _, v in scalars[tag]), tag
+    lrs = [v for _, v in scalars["train/learning_rate"]]
+    assert lrs[0] == pytest.approx(0.03) and lrs == sorted(lrs, reverse=True)  # cosine decay
+
+
+def test_learns_something_in_a_few_thousand_steps(short_run):
+    returns = short_run.returns
+    assert np.mean(returns[-20:]) > 1.5 * np.mean(returns[:20])
+
+
+def test_same_seed_same_episodes(short_run, tmp_path):
+    again = train(short_config(tmp_path))
+    assert again.episodes == short_run.episodes
+    assert np.array_equal(again.final_params, short_run.final_params)
+
+
+def test_cli_runs_and_prints_summary(tmp_path, capsys):
+    code = main(["ppo", "CartPole-v1", "--total-timesteps", "512", "--runs-dir", str(tmp_path),
+                 "--no-progress", "--set", "eval_episodes=2", "--seed", "3"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "run folder:" in out and "greedy evaluation over 2 episodes" in out
+    (run,) = tmp_path.iterdir()
+    assert run.name.startswith("CartPole-v1__ppo__3__")
+
+
+BAD_INPUTS = [
+    (["dqn", "CartPole"], "unknown algorithm"),
+    (["ppo", "CartPolo"], "unknown environment"),
+    (["ppo", "CartPole", "--set", "learnin_rate=0.1"], "unknown config key"),
+    (["ppo", "CartPole", "--set", "num_envs=eight"], "must be of type int"),
+    (["ppo", "CartPole", "--set", "learning_rate=-0.1"], "learning_rate must be >= 0"),
+    (["ppo", "CartPole", "--set", "num_minibatches=3"], "must divide the batch"),
+    (["ppo", "CartPole", "--set", "optimizer=rmsprop"], "optimizer must be one of"),
+    (["ppo", "CartPole", "--device", "no-such-device"], "no OpenCL device matches"),
+    (["ppo", "CartPole", "--config", "missing.toml"], "does not exist"),
+    (["ppo"], "give an algorithm and an environment"),
+    (["ppo", "CartPole", "--seed", "x"], "invalid int value"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD_INPUTS)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, argv, message):
+    proc = subprocess.run([sys.executable, "-m", "rlcl.train", *argv, "--runs-dir",
+                           str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rlcl: error:"), proc.stderr
+    assert message in lines[0]
+    assert not any(tmp_path.iterdir())  # nothing half-made is left behind
+
+
+def test_device_list(capsys):
+    assert main(["--device", "list"]) == 0
+    assert "0:0" in capsys.readouterr().out
