@@ -8,7 +8,7 @@ Device choice (``--device SPEC`` or the ``RLCL_DEVICE`` environment variable):
 * nothing: the first GPU of any platform (not the Oclgrind simulator), else PoCL's CPU
   device, else the first device;
 * ``P:D``: device D of platform P, numbered as ``--device list`` prints them;
-* any other text: the first device whose platform or device name contains it
+* any other text: the first device whose platform name or version, or device name, contains it
   (case-insensitive), e.g. ``pocl``, ``oclgrind``, ``nvidia``.
 """
 
@@ -101,7 +101,7 @@ def choose_device(spec: str | None = None) -> cl.Device:
                 return dev
     else:
         for _, _, dev in found:
-            if spec.lower() in f"{dev.platform.name} {dev.name}".lower():
+            if spec.lower() in f"{dev.platform.name} {dev.platform.version} {dev.name}".lower():
                 return dev
     raise DeviceError(
         f"no OpenCL device matches {spec!r}; run `python -m rlcl.train --device list` "

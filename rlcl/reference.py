@@ -11,6 +11,9 @@ import numpy as np
 
 ACT_IDENTITY, ACT_TANH, ACT_RELU = 0, 1, 2
 NUM_LOSS_STATS = 8
+# explained_variance treats Var(returns) <= this * mean^2 as zero: float32 rounding of a constant
+# (e.g. seven 0.1f) leaves a variance of ~1e-17, not 0 (rollout.cl).
+CONSTANT_VAR_REL = 1e-10
 
 
 def activate(x: np.ndarray, act: int) -> np.ndarray:
@@ -140,7 +143,8 @@ def ppo_loss(logits, values, actions, old_logp, advantages, returns, old_values,
         vc = old_values + np.clip(v - old_values, -clip_coef, clip_coef)
         v_loss_c = 0.5 * (vc - R) ** 2
         use_c = v_loss_c > v_loss
-        dv = np.where(use_c, np.where(vc == v, vc - R, 0.0), dv)
+        inside = np.abs(v - old_values) <= clip_coef  # not vc == v: see loss.cl
+        dv = np.where(use_c, np.where(inside, vc - R, 0.0), dv)
         v_loss = np.maximum(v_loss, v_loss_c)
     dvalues = vf_coef * dv / M
     kl = (ratio - 1) - logratio
@@ -174,7 +178,8 @@ def explained_variance(values, returns):
     """Returns (explained variance, Var(returns)), population variances as in SB3."""
     values, returns = np.asarray(values, np.float64), np.asarray(returns, np.float64)
     var_r = returns.var()
-    return (np.nan if var_r == 0 else 1 - (returns - values).var() / var_r), var_r
+    constant = var_r <= CONSTANT_VAR_REL * returns.mean() ** 2
+    return (np.nan if constant else 1 - (returns - values).var() / var_r), var_r
 
 
 # -- optim.cl -------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ backward against finite differences of the reference composition).
 
 Inputs are built so no comparison sits on a branch boundary of the loss: ratios are kept
 1e-3 away from 1 +- clip_coef, and values/old values lie on a 2^-10 grid, so v - old_v and
-old_v + clip(v - old_v) are exact in float32 and float64 (see the xfail tests at the bottom
+old_v + clip(v - old_v) are exact in float32 and float64 (see the regression tests at the bottom
 for what goes wrong off the grid).
 
 Tolerances:
@@ -44,13 +44,18 @@ def log_softmax(z):
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
+def f32_64(x):
+    """Rounded to float32, held as float64: what the kernel and the twin both see."""
+    return np.asarray(x).astype(np.float32).astype(np.float64)
+
+
 def on_grid(x):
     return np.round(np.asarray(x) * 1024) / 1024
 
 
 def loss_inputs(rng, M, A):
     """float32-representable inputs (as float64) for ppo_loss, in the kernel's order."""
-    logits = rng.standard_normal((M, A)).astype(np.float32).astype(np.float64)
+    logits = f32_64(rng.standard_normal((M, A)))
     actions = rng.integers(0, A, M).astype(np.int32)
     lp = log_softmax(logits)[np.arange(M), actions]
     old_logp = lp + rng.normal(0, 0.3, M)  # about half the ratios fall outside [0.8, 1.2]
@@ -61,17 +66,19 @@ def loss_inputs(rng, M, A):
     old_values = on_grid(values + rng.normal(0, 0.25, M))  # about 40% clipped
     advantages = rng.normal(0.3, 1.5, M)
     returns = rng.standard_normal(M)
-    f32 = lambda a: a.astype(np.float32).astype(np.float64)  # noqa: E731
-    return dict(logits=logits, values=values, actions=actions, old_logp=f32(old_logp),
-                advantages=f32(advantages), returns=f32(returns), old_values=old_values)
+    return dict(logits=logits, values=values, actions=actions, old_logp=f32_64(old_logp),
+                advantages=f32_64(advantages), returns=f32_64(returns), old_values=old_values)
 
 
 def run_kernel(device, inp, clip_vloss, ent_coef, norm_adv, row=2, rows=4, local=L):
     """ppo_loss into sentinel-filled buffers; returns (dlogits, dvalues, stats row), after
     checking that nothing else was written."""
     M, A = inp["logits"].shape
-    up = lambda a: device.upload(np.ascontiguousarray(a, a.dtype if a.dtype == np.int32  # noqa: E731
-                                                      else np.float32))
+
+    def up(a):  # actions stay int32, everything else goes down as float32
+        return device.upload(np.ascontiguousarray(a, np.int32 if a.dtype == np.int32
+                                                  else np.float32))
+
     dl = device.upload(np.full(M * A + PAD, SENTINEL))
     dv = device.upload(np.full(M + PAD, SENTINEL))
     stats = device.upload(np.full(rows * NUM_STATS, SENTINEL))
@@ -219,17 +226,11 @@ def test_network_gradient(device, rng, cfg):
     np.testing.assert_allclose(device.read(stats, NUM_STATS), ref_stats, **STATS_TOL)
 
 
-# -- known bug: an unclipped value delta can lose its gradient ------------------------------
-# loss.cl and reference.ppo_loss decide "the clipped value term does not depend on v" by
-# testing vc == v, where vc = old_v + clamp(v - old_v, -c, c). For an unclipped delta vc is v
-# mathematically, but old_v + (v - old_v) rounds whenever v and old_v are not within a factor
-# of 2 of each other (values near 0). If the rounding makes the clipped loss the larger one,
-# dvalues is set to 0 instead of vf * (v - R) / M. (About 0.2% of unclipped samples with
-# N(0, 1) values.) The test is whether |v - old_v| <= c, not vc == v.
-BUG = "loss.cl / reference.ppo_loss zero the value gradient when old_v + (v - old_v) != v"
-
-
-@pytest.mark.xfail(strict=True, reason=BUG)
+# -- regression: an unclipped value delta keeps its gradient --------------------------------
+# For an unclipped delta vc = old_v + (v - old_v) is v mathematically, but it rounds whenever v
+# and old_v are not within a factor of 2 of each other. loss.cl once tested vc == v to decide
+# whether the clipped term depends on v, and zeroed the gradient of ~0.2% of samples; it now
+# tests |v - old_v| <= c.
 def test_kernel_keeps_value_gradient_of_unclipped_delta(device):
     v, old_v, R = np.float32(-0.24), np.float32(-0.1), np.float32(-0.96)  # |v - old_v| < c
     assert old_v + (v - old_v) != v  # the float32 rounding that triggers the bug
@@ -240,7 +241,6 @@ def test_kernel_keeps_value_gradient_of_unclipped_delta(device):
     np.testing.assert_allclose(dvalues[0], VF * (float(v) - float(R)), rtol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason=BUG)
 def test_twin_keeps_value_gradient_of_unclipped_delta():
     v, old_v, R = -0.22, -0.05, -0.47  # float64 values; |v - old_v| < c
     assert old_v + (v - old_v) != v

@@ -144,6 +144,14 @@ def test_explained_variance_of_constant_returns_is_nan(device, rng, n):
     assert np.isnan(ref.explained_variance(values, returns)[0])
 
 
+def test_explained_variance_of_constant_inexact_returns_is_nan(device, rng):
+    """The float32 mean of seven 0.1f is not 0.1f, so Var(returns) is ~1e-17, not 0."""
+    values, returns = rng.standard_normal(7), np.full(7, 0.1)
+    assert np.isnan(ref.explained_variance(values, f32(returns))[0])
+    ev, _ = run_explained_variance(device, values, returns)
+    assert np.isnan(ev)
+
+
 @pytest.mark.parametrize("n", [1, 7, 129, pytest.param(10000, marks=big)])
 def test_sum_squares_matches_twin(device, rng, n):
     x = f32(rng.standard_normal(n))

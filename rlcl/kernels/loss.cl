@@ -79,7 +79,9 @@ __kernel void ppo_loss(__global float *dlogits, __global float *dvalues, __globa
             const float v_loss_clipped = 0.5f * (vc - R) * (vc - R);
             if (v_loss_clipped > v_loss) {
                 v_loss = v_loss_clipped;
-                dv = (vc == v) ? vc - R : 0.0f;  /* a clipped delta is constant in v */
+                /* A clipped delta is constant in v. Test the delta, not vc == v: old_v +
+                 * (v - old_v) need not round back to v. */
+                dv = fabs(v - old_values[b]) <= clip_coef ? vc - R : 0.0f;
             }
         }
         dvalues[b] = vf_coef * dv / M;

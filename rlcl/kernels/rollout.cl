@@ -15,7 +15,7 @@
  * Launch: global (M). Reference: rlcl/reference.py gather_minibatch.
  *
  * explained_variance: out[slot] = 1 - Var(returns - values) / Var(returns) over n samples
- *   (SB3's explained_variance; NaN when Var(returns) = 0), also writing Var(returns) to
+ *   (SB3's explained_variance; NaN when Var(returns) <= 1e-10 mean^2), also writing Var(returns) to
  *   out[slot + 1]. ONE work-group of L work-items, fixed-order sums.
  *   Reference: rlcl/reference.py explained_variance.
  */
@@ -74,7 +74,9 @@ __kernel void explained_variance(__global float *out, int slot, __global const f
     }
     const float var_r = group_sum(q_r, scratch) / n, var_d = group_sum(q_d, scratch) / n;
     if (lid == 0) {
-        out[slot] = var_r == 0.0f ? NAN : 1.0f - var_d / var_r;
+        /* Constant returns give NaN, as in SB3; float32 rounding of a constant leaves a
+         * variance of ~1e-17 rather than 0, hence the relative test. */
+        out[slot] = var_r <= 1e-10f * mean_r * mean_r ? NAN : 1.0f - var_d / var_r;
         out[slot + 1] = var_r;
     }
 }
