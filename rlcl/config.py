@@ -160,6 +160,9 @@ def validate(cfg: Config) -> Config:
     if cfg.num_iterations < 1:
         raise ConfigError(f"total_timesteps ({cfg.total_timesteps}) must be at least one batch "
                           f"(num_envs * num_steps = {cfg.batch_size})")
+    if cfg.algo == "a2c" and (cfg.update_epochs != 1 or cfg.num_minibatches != 1):
+        raise ConfigError("a2c makes one pass over the whole rollout: set update_epochs = 1 "
+                          "and num_minibatches = 1")
     if cfg.nesterov and (cfg.optimizer == "adam" or cfg.momentum == 0):
         raise ConfigError("nesterov needs optimizer momentum or sgd with momentum > 0")
     if cfg.lr_min > cfg.learning_rate:

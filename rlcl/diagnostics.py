@@ -10,15 +10,23 @@ import math
 
 import numpy as np
 
-# stats key (agents/ppo.py _summarise) -> TensorBoard tag
+# stats key (agents/ppo.py _summarise) -> TensorBoard tag, per algorithm, as SB3 names them
 TRAIN_TAGS = {
-    "policy_loss": "train/policy_gradient_loss",
-    "value_loss": "train/value_loss",
-    "loss": "train/loss",
-    "approx_kl": "train/approx_kl",
-    "clip_fraction": "train/clip_fraction",
-    "explained_variance": "train/explained_variance",
+    "ppo": {
+        "policy_loss": "train/policy_gradient_loss",
+        "value_loss": "train/value_loss",
+        "loss": "train/loss",
+        "approx_kl": "train/approx_kl",
+        "clip_fraction": "train/clip_fraction",
+        "explained_variance": "train/explained_variance",
+    },
+    "a2c": {
+        "policy_loss": "train/policy_loss",
+        "value_loss": "train/value_loss",
+        "explained_variance": "train/explained_variance",
+    },
 }
+EXPLAINED_VARIANCE = "train/explained_variance"
 DIAG_TAGS = {
     "approx_kl_max": "diag/approx_kl_max",
     "ratio_max": "diag/ratio_max",
@@ -32,9 +40,11 @@ EVAL_MEAN = "eval/mean_return"
 EPISODE_WINDOW = 100  # SB3's ep_info_buffer length
 
 
-def iteration_scalars(stats: dict, lr: float, fps: float, recent: list[tuple[float, int]]) -> dict:
+def iteration_scalars(algo: str, stats: dict, lr: float, fps: float,
+                      recent: list[tuple[float, int]]) -> dict:
     """Every scalar logged at the end of an iteration, keyed by tag."""
-    out = {tag: stats[key] for key, tag in {**TRAIN_TAGS, **DIAG_TAGS}.items() if key in stats}
+    tags = {**TRAIN_TAGS[algo], **DIAG_TAGS}
+    out = {tag: stats[key] for key, tag in tags.items() if key in stats}
     out[ENTROPY_LOSS] = -stats["entropy"]  # SB3 logs the entropy loss, i.e. -H
     out[LEARNING_RATE] = lr
     out[FPS] = fps
@@ -42,5 +52,6 @@ def iteration_scalars(stats: dict, lr: float, fps: float, recent: list[tuple[flo
         window = np.array(recent[-EPISODE_WINDOW:], np.float64)
         out[EP_REW_MEAN] = float(window[:, 0].mean())
         out[EP_LEN_MEAN] = float(window[:, 1].mean())
-    return {tag: float(v) for tag, v in out.items() if v is not None and not (
-        isinstance(v, float) and math.isnan(v) and tag == TRAIN_TAGS["explained_variance"])}
+    # explained variance is undefined (NaN) for constant returns: skip it rather than log NaN
+    return {tag: float(v) for tag, v in out.items()
+            if not (tag == EXPLAINED_VARIANCE and math.isnan(v))}

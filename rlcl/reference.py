@@ -118,8 +118,8 @@ def policy_act(obs, params, layers, n_actor, n_critic, act, seed, stream, step, 
 
 # -- loss.cl --------------------------------------------------------------------------------
 def ppo_loss(logits, values, actions, old_logp, advantages, returns, old_values, clip_coef,
-             clip_vloss, ent_coef, vf_coef, norm_adv):
-    """Returns (loss, dlogits, dvalues, stats) as loss.cl defines them."""
+             clip_vloss, ent_coef, vf_coef, norm_adv, pg_mode=0):
+    """Returns (loss, dlogits, dvalues, stats) as loss.cl defines them (pg_mode 1: A2C)."""
     z = np.asarray(logits, np.float64)
     M = len(z)
     logp_all = z - z.max(axis=1, keepdims=True)
@@ -135,6 +135,9 @@ def ppo_loss(logits, values, actions, old_logp, advantages, returns, old_values,
     clipped = np.clip(ratio, 1 - clip_coef, 1 + clip_coef)
     pg_u, pg_c = -adv * ratio, -adv * clipped
     g_lp = np.where((pg_u >= pg_c) | (clipped == ratio), -adv * ratio, 0.0)
+    pg = np.maximum(pg_u, pg_c)
+    if pg_mode:
+        g_lp, pg = -adv, -adv * lp
     onehot = np.eye(z.shape[1])[actions]
     dlogits = (g_lp[:, None] * (onehot - p) + ent_coef * p * (logp_all + H[:, None])) / M
     v, R = np.asarray(values, np.float64), np.asarray(returns, np.float64)
@@ -148,7 +151,7 @@ def ppo_loss(logits, values, actions, old_logp, advantages, returns, old_values,
         v_loss = np.maximum(v_loss, v_loss_c)
     dvalues = vf_coef * dv / M
     kl = (ratio - 1) - logratio
-    stats = np.array([np.maximum(pg_u, pg_c).mean(), v_loss.mean(), H.mean(), kl.mean(),
+    stats = np.array([pg.mean(), v_loss.mean(), H.mean(), kl.mean(),
                       (np.abs(ratio - 1) > clip_coef).mean(), kl.max(), ratio.max(), ratio.min()])
     loss = stats[0] - ent_coef * stats[2] + vf_coef * stats[1]
     return loss, dlogits, dvalues, stats

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rlcl.agents.a2c import A2C
+from rlcl.agents.ppo import PPO
 from rlcl.checkpoint import save_checkpoint
 from rlcl.config import ALGOS, Config, build_config, packaged_config, parse_override, read_toml
 from rlcl.device import Device, list_devices
@@ -60,9 +62,7 @@ def make_scheduler(cfg: Config, optimizer):
 
 
 def make_agent(cfg: Config, policy, rollout, optimizer):
-    from rlcl.agents.ppo import PPO
-
-    return PPO(cfg, policy, rollout, optimizer)
+    return {"ppo": PPO, "a2c": A2C}[cfg.algo](cfg, policy, rollout, optimizer)
 
 
 def train(cfg: Config) -> Result:
@@ -109,7 +109,7 @@ def train(cfg: Config) -> Result:
         # LOG
         sps = global_step / (time.perf_counter() - start)
         recent = [(r, l) for _, r, l in result.episodes[-100:]]
-        log.scalars(iteration_scalars(stats, lr, sps, recent), global_step)
+        log.scalars(iteration_scalars(cfg.algo, stats, lr, sps, recent), global_step)
         log.progress(global_step, sps, float(np.mean([r for r, _ in recent[-20:]])) if recent else None)
     wall = time.perf_counter() - start
     log.end_progress()

@@ -70,7 +70,7 @@ def loss_inputs(rng, M, A):
                 advantages=f32_64(advantages), returns=f32_64(returns), old_values=old_values)
 
 
-def run_kernel(device, inp, clip_vloss, ent_coef, norm_adv, row=2, rows=4, local=L):
+def run_kernel(device, inp, clip_vloss, ent_coef, norm_adv, row=2, rows=4, local=L, pg_mode=0):
     """ppo_loss into sentinel-filled buffers; returns (dlogits, dvalues, stats row), after
     checking that nothing else was written."""
     M, A = inp["logits"].shape
@@ -85,7 +85,7 @@ def run_kernel(device, inp, clip_vloss, ent_coef, norm_adv, row=2, rows=4, local
     device.launch("ppo_loss", (local,), (local,), dl, dv, stats, row, up(inp["logits"]),
                   up(inp["values"]), up(inp["actions"]), up(inp["old_logp"]),
                   up(inp["advantages"]), up(inp["returns"]), up(inp["old_values"]), M, A, CLIP,
-                  int(clip_vloss), ent_coef, VF, int(norm_adv),
+                  int(clip_vloss), ent_coef, VF, int(norm_adv), pg_mode,
                   cl.LocalMemory(4 * NUM_STATS * local))
     dl, dv = device.read(dl, M * A + PAD), device.read(dv, M + PAD)
     st = device.read(stats, rows * NUM_STATS).reshape(rows, NUM_STATS)
@@ -94,20 +94,23 @@ def run_kernel(device, inp, clip_vloss, ent_coef, norm_adv, row=2, rows=4, local
     return dl[: M * A].reshape(M, A), dv[:M], st[row]
 
 
-def run_twin(inp, clip_vloss, ent_coef, norm_adv):
+def run_twin(inp, clip_vloss, ent_coef, norm_adv, pg_mode=0):
     return ref.ppo_loss(inp["logits"], inp["values"], inp["actions"], inp["old_logp"],
                         inp["advantages"], inp["returns"], inp["old_values"], CLIP,
-                        int(clip_vloss), ent_coef, VF, int(norm_adv))
+                        int(clip_vloss), ent_coef, VF, int(norm_adv), pg_mode)
 
 
+@pytest.mark.parametrize("pg_mode", [0, 1], ids=["ppo", "a2c"])
 @pytest.mark.parametrize("ent_coef", [0.0, 0.01])
 @pytest.mark.parametrize("clip_vloss", [False, True], ids=["vclip_off", "vclip_on"])
 @pytest.mark.parametrize("norm_adv", [False, True], ids=["norm_off", "norm_on"])
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: "M%d-A%d" % s)
-def test_ppo_loss_matches_twin(device, rng, size, norm_adv, clip_vloss, ent_coef):
+def test_ppo_loss_matches_twin(device, rng, size, norm_adv, clip_vloss, ent_coef, pg_mode):
     inp = loss_inputs(rng, *size)
-    dlogits, dvalues, stats = run_kernel(device, inp, clip_vloss, ent_coef, norm_adv)
-    _, ref_dlogits, ref_dvalues, ref_stats = run_twin(inp, clip_vloss, ent_coef, norm_adv)
+    dlogits, dvalues, stats = run_kernel(device, inp, clip_vloss, ent_coef, norm_adv,
+                                         pg_mode=pg_mode)
+    _, ref_dlogits, ref_dvalues, ref_stats = run_twin(inp, clip_vloss, ent_coef, norm_adv,
+                                                      pg_mode)
     np.testing.assert_allclose(dlogits, ref_dlogits, **GRAD_TOL)
     np.testing.assert_allclose(dvalues, ref_dvalues, **GRAD_TOL)
     np.testing.assert_allclose(stats, ref_stats, **STATS_TOL)
@@ -143,16 +146,17 @@ def test_inputs_exercise_every_branch(rng):
 
 
 # -- the twin's gradients vs finite differences of the twin's loss --------------------------
+@pytest.mark.parametrize("pg_mode", [0, 1], ids=["ppo", "a2c"])
 @pytest.mark.parametrize("ent_coef", [0.0, 0.01])
 @pytest.mark.parametrize("clip_vloss", [False, True], ids=["vclip_off", "vclip_on"])
 @pytest.mark.parametrize("norm_adv", [False, True], ids=["norm_off", "norm_on"])
 @pytest.mark.parametrize("size", [(1, 2), (7, 3)], ids=lambda s: "M%d-A%d" % s)
-def test_twin_gradients_are_the_derivative(rng, size, norm_adv, clip_vloss, ent_coef):
+def test_twin_gradients_are_the_derivative(rng, size, norm_adv, clip_vloss, ent_coef, pg_mode):
     inp = loss_inputs(rng, *size)
-    _, dlogits, dvalues, _ = run_twin(inp, clip_vloss, ent_coef, norm_adv)
+    _, dlogits, dvalues, _ = run_twin(inp, clip_vloss, ent_coef, norm_adv, pg_mode)
 
     def loss(**change):
-        return run_twin({**inp, **change}, clip_vloss, ent_coef, norm_adv)[0]
+        return run_twin({**inp, **change}, clip_vloss, ent_coef, norm_adv, pg_mode)[0]
 
     fd_logits = np.zeros_like(dlogits)
     for i in np.ndindex(dlogits.shape):
@@ -171,9 +175,10 @@ def test_twin_gradients_are_the_derivative(rng, size, norm_adv, clip_vloss, ent_
 
 
 # -- the whole network: ActorCritic.evaluate + ppo_loss + ActorCritic.backward ---------------
-@pytest.mark.parametrize("cfg", [dict(clip_vloss=1, ent_coef=0.01, norm_adv=1),
-                                 dict(clip_vloss=0, ent_coef=0.0, norm_adv=0)],
-                         ids=["all_on", "all_off"])
+@pytest.mark.parametrize("cfg", [dict(clip_vloss=1, ent_coef=0.01, norm_adv=1, pg_mode=0),
+                                 dict(clip_vloss=0, ent_coef=0.0, norm_adv=0, pg_mode=0),
+                                 dict(clip_vloss=0, ent_coef=0.01, norm_adv=0, pg_mode=1)],
+                         ids=["all_on", "all_off", "a2c"])
 def test_network_gradient(device, rng, cfg):
     M, A, obs_dim, layers = 7, 3, 4, [5, 6]
     policy = ActorCritic(device, obs_dim, A, layers, "tanh", seed=0, max_batch=M)
@@ -191,7 +196,7 @@ def test_network_gradient(device, rng, cfg):
     v0 = ref.mlp_forward(x, host, table, n_a, n_c, act)[-1][:, 0]
     old_values = (v0 + np.where(np.arange(M) % 2, 0.0, 0.5)).astype(np.float32)
     args = (actions, old_logp, advantages, returns, old_values)
-    coefs = (CLIP, cfg["clip_vloss"], cfg["ent_coef"], VF, cfg["norm_adv"])
+    coefs = (CLIP, cfg["clip_vloss"], cfg["ent_coef"], VF, cfg["norm_adv"], cfg["pg_mode"])
 
     # device
     device.write(policy.obs_buffer, x)

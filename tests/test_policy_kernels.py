@@ -132,7 +132,7 @@ def test_stored_logp_and_value_are_bit_identical_to_the_update_forward(device, r
     device.launch("ppo_loss", (L,), (L,), device.empty(n * n_actions), device.empty(n), stats, 0,
                   policy.logits, policy.values, device.upload(a.astype(np.int32)),
                   device.upload(logp), device.upload(adv), device.upload(values),
-                  device.upload(values), n, n_actions, 0.2, 0, 0.0, 0.5, 1,
+                  device.upload(values), n, n_actions, 0.2, 0, 0.0, 0.5, 1, 0,
                   cl.LocalMemory(4 * 8 * L))
     s = device.read(stats, 8)
     assert s[3] == 0.0 and s[5] == 0.0  # mean and max approx_kl

@@ -23,6 +23,8 @@ LOSS_STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fractio
 
 
 class PPO:
+    PG_MODE = 0  # loss.cl: the clipped surrogate
+
     def __init__(self, cfg: Config, policy: ActorCritic, rollout: Rollout, optimizer):
         self.cfg, self.policy, self.rollout, self.optimizer = cfg, policy, rollout, optimizer
         dev = policy.device
@@ -42,7 +44,7 @@ class PPO:
         """Run the epochs over the current rollout; return host-side means of the stats."""
         cfg, dev, policy, ro = self.cfg, self.device, self.policy, self.rollout
         B, M, L = cfg.batch_size, cfg.minibatch_size, self.reduce_size
-        ro.upload_indices(np.concatenate([rng.permutation(B) for _ in range(cfg.update_epochs)]))
+        ro.upload_indices(self.minibatch_order(rng))
         dev.launch("explained_variance", (L,), (L,), self.batch_stats, 0, ro.values,
                    ro.returns, B, self.scratch)
         done = 0
@@ -54,7 +56,7 @@ class PPO:
                            policy.logits, policy.values, ro.mb_actions, ro.mb_logp, ro.mb_adv,
                            ro.mb_ret, ro.mb_val, M, policy.n_actions, cfg.clip_coef,
                            int(cfg.clip_vloss), cfg.ent_coef, cfg.vf_coef, int(cfg.norm_adv),
-                           self.loss_scratch)
+                           self.PG_MODE, self.loss_scratch)
                 policy.backward(self.dlogits, self.dvalues, M)
                 clip_grad_norm_(policy.flat, cfg.max_grad_norm, slot=done)
                 self.optimizer.step()
@@ -62,6 +64,11 @@ class PPO:
             if cfg.target_kl > 0 and self._epoch_kl(done) > cfg.target_kl:
                 break  # CleanRL's early stop: checked after each full epoch
         return self._summarise(done)
+
+    def minibatch_order(self, rng: np.random.Generator) -> np.ndarray:
+        """A fresh permutation of the batch per epoch, from the seeded host RNG."""
+        B = self.cfg.batch_size
+        return np.concatenate([rng.permutation(B) for _ in range(self.cfg.update_epochs)])
 
     def _epoch_kl(self, done: int) -> float:
         n = self.cfg.num_minibatches

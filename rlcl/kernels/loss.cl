@@ -1,9 +1,11 @@
-/* loss.cl: the PPO loss and its gradient with respect to the network outputs, in one pass.
+/* loss.cl: the PPO / A2C loss and its gradient with respect to the network outputs, in one pass.
  *
  * Per sample b (CleanRL ppo.py; Schulman et al. 2017, eq. 7 and 9):
  *   lp     = log softmax(logits_b)[a_b],  ratio = exp(lp - old_logp_b)
  *   adv    = norm_adv ? (adv_b - mean) / (std + 1e-8) : adv_b     (std unbiased, per minibatch)
- *   pg     = max(-adv * ratio, -adv * clip(ratio, 1 - c, 1 + c))
+ *   pg     = max(-adv * ratio, -adv * clip(ratio, 1 - c, 1 + c))     pg_mode 0 (PPO)
+ *   pg     = -adv * lp                                               pg_mode 1 (A2C, Mnih et
+ *            al. 2016; the gradient equals PPO's at ratio 1, the value is SB3's policy_loss)
  *   v_loss = 0.5 * (v_b - R_b)^2, or with clip_vloss
  *            0.5 * max((v_b - R_b)^2, (old_v_b + clip(v_b - old_v_b, -c, c) - R_b)^2)
  *   H      = -sum_j p_j log p_j
@@ -11,6 +13,7 @@
  * Gradients written for the backward pass (M = minibatch size):
  *   dlogits[b,j] = (g_lp * ([j == a] - p_j) + ent_coef * p_j * (log p_j + H)) / M
  *                  with g_lp = -adv * ratio where the unclipped term is the active one, else 0
+ *                  (pg_mode 1: g_lp = -adv)
  *   dvalues[b]   = vf_coef * (v_b - R_b) / M where the active value term depends on v_b, else 0
  * stats[row * 8 + k]: means over the minibatch of pg, v_loss, H, approx_kl = (ratio-1) - log
  *   ratio, clip fraction; then max approx_kl, max ratio, min ratio.
@@ -29,7 +32,7 @@ __kernel void ppo_loss(__global float *dlogits, __global float *dvalues, __globa
                        __global const float *advantages, __global const float *returns,
                        __global const float *old_values, int M, int A, float clip_coef,
                        int clip_vloss, float ent_coef, float vf_coef, int norm_adv,
-                       __local float *scratch)
+                       int pg_mode, __local float *scratch)
 {
     const int lid = get_local_id(0), L = get_local_size(0);
     /* The reductions run unconditionally: barriers stay outside any branch. */
@@ -65,7 +68,8 @@ __kernel void ppo_loss(__global float *dlogits, __global float *dvalues, __globa
         const float clipped = clamp(ratio, 1.0f - clip_coef, 1.0f + clip_coef);
         const float pg_unclipped = -adv * ratio, pg_clipped = -adv * clipped;
         const bool unclipped_active = pg_unclipped >= pg_clipped || clipped == ratio;
-        const float g_lp = unclipped_active ? -adv * ratio : 0.0f;
+        const float lp = z[a] - m - log_s;
+        const float g_lp = pg_mode ? -adv : (unclipped_active ? -adv * ratio : 0.0f);
         for (int j = 0; j < A; j++) {
             const float lpj = z[j] - m - log_s, pj = exp(lpj);
             const float onehot = j == a ? 1.0f : 0.0f;
@@ -86,7 +90,7 @@ __kernel void ppo_loss(__global float *dlogits, __global float *dvalues, __globa
         }
         dvalues[b] = vf_coef * dv / M;
         const float kl = (ratio - 1.0f) - logratio;
-        pg_sum += fmax(pg_unclipped, pg_clipped);
+        pg_sum += pg_mode ? -adv * lp : fmax(pg_unclipped, pg_clipped);
         v_sum += v_loss;
         h_sum += H;
         kl_sum += kl;
