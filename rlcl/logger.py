@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from tensorboardX import SummaryWriter
+from tensorboardX.summary import hparams as hparams_summaries
 
 FLUSH_SECS = 10
 PLAIN_EVERY_SECS = 10.0  # off a terminal, one status line this often
@@ -59,9 +60,16 @@ class RunLogger:
             sys.stderr.write("\n")
 
     def hparams(self, hparams: dict, metrics: dict) -> None:
-        """The run's hyperparameters and final figures in TensorBoard's HParams view."""
+        """The run's hyperparameters and final figures in TensorBoard's HParams view.
+
+        Written through the run's own writer: SummaryWriter.add_hparams opens a second writer,
+        whose events file collides with the first one's name when both open in the same second.
+        """
         flat = {k: (str(v) if isinstance(v, (list, tuple)) else v) for k, v in hparams.items()}
-        self.writer.add_hparams(flat, metrics, name=".", global_step=0)
+        for summary in hparams_summaries(flat, metrics):
+            self.writer.file_writer.add_summary(summary)
+        for tag, value in metrics.items():
+            self.writer.add_scalar(tag, value, 0)
 
     def close(self) -> None:
         self._episodes_file.close()

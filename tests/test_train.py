@@ -12,6 +12,7 @@ import pytest
 
 from helpers import read_scalars
 from rlcl.config import build_config, packaged_config, read_toml
+from rlcl.errors import ConfigError
 from rlcl.train import main, train
 
 SB3_TAGS = ["rollout/ep_rew_mean", "rollout/ep_len_mean", "time/fps", "train/learning_rate",
@@ -19,9 +20,10 @@ SB3_TAGS = ["rollout/ep_rew_mean", "rollout/ep_len_mean", "time/fps", "train/lea
             "train/approx_kl", "train/clip_fraction", "train/explained_variance"]
 
 
-def short_config(tmp_path, **overrides):
-    values = {**read_toml(packaged_config("ppo", "CartPole")), "total_timesteps": 4096,
-              "runs_dir": str(tmp_path), "progress": False, "eval_episodes": 3, **overrides}
+def short_config(tmp_path, algo="ppo", **overrides):
+    values = {**read_toml(packaged_config(algo, "CartPole")), "algo": algo,
+              "total_timesteps": 4096, "runs_dir": str(tmp_path), "progress": False,
+              "eval_episodes": 3, **overrides}
     return build_config(values)
 
 
@@ -67,6 +69,25 @@ def test_same_seed_same_episodes(short_run, tmp_path):
     again = train(short_config(tmp_path))
     assert again.episodes == short_run.episodes
     assert np.array_equal(again.final_params, short_run.final_params)
+
+
+def test_a2c_short_run_logs_sb3_a2c_tags(tmp_path):
+    result = train(short_config(tmp_path, algo="a2c", total_timesteps=20000))
+    assert result.run_dir.name.startswith("CartPole-v1__a2c__0__")
+    scalars = read_scalars(result.run_dir)
+    for tag in ["train/policy_loss", "train/value_loss", "train/entropy_loss",
+                "train/explained_variance", "train/learning_rate", "rollout/ep_rew_mean",
+                "time/fps"]:
+        assert tag in scalars and all(math.isfinite(v) for _, v in scalars[tag]), tag
+    assert "train/approx_kl" not in scalars and "train/clip_fraction" not in scalars
+    assert len(scalars["train/policy_loss"]) == 20000 // 40  # one update per 8 x 5 rollout
+    returns = result.returns
+    assert np.mean(returns[-20:]) > 1.5 * np.mean(returns[:20])
+
+
+def test_a2c_rejects_several_epochs(tmp_path):
+    with pytest.raises(ConfigError, match="a2c makes one pass"):
+        short_config(tmp_path, algo="a2c", update_epochs=4)
 
 
 def test_cli_runs_and_prints_summary(tmp_path, capsys):

@@ -1,7 +1,9 @@
-"""Sweep behind the PPO CartPole defaults (issue 2): momentum, Nesterov, lr, lr_min, epochs,
-minibatches and envs x steps, each over several seeds at the default 100,000-step budget.
+"""Sweeps behind the CartPole defaults of PPO (issue 2) and A2C (issue 3): momentum, Nesterov,
+lr, lr_min, epochs, minibatches and envs x steps, each over several seeds at the config's
+default budget (PPO 100,000 env steps, A2C 500,000).
 
-    python benchmarks/sweep_ppo_cartpole.py --seeds 0 1 2 3 4 [--grid quick|full] [--out FILE]
+    python benchmarks/sweep_cartpole.py --algo ppo --seeds 0 1 2 3 4 --grid full \
+        --out benchmarks/sweep_ppo_cartpole.md
 
 Each row: the greedy evaluation mean (20 episodes) per seed, the minimum over seeds, and the
 median env step at which the last-20-episode training mean first reached 475. Runs go one at a
@@ -19,10 +21,16 @@ import time
 from rlcl.config import build_config, packaged_config, read_toml
 from rlcl.train import train
 
-BASE = read_toml(packaged_config("ppo", "CartPole"))
-
 GRIDS = {
     "quick": [{}],
+    "a2c": [
+        {},
+        {"learning_rate": 0.003}, {"learning_rate": 0.03},
+        {"momentum": 0.8}, {"momentum": 0.95},
+        {"nesterov": True},
+        {"lr_min": 0.001},
+        {"num_envs": 16, "num_steps": 5}, {"num_envs": 8, "num_steps": 10},
+    ],
     "full": [
         {},
         {"learning_rate": 0.01}, {"learning_rate": 0.1},
@@ -45,11 +53,12 @@ def first_reach(episodes, threshold=475.0, window=20):
     return None
 
 
-def run(overrides: dict, seeds: list[int], runs_dir: str) -> dict:
+def run(algo: str, overrides: dict, seeds: list[int], runs_dir: str) -> dict:
+    base = read_toml(packaged_config(algo, "CartPole"))
     evals, reach, walls = [], [], []
     for seed in seeds:
-        cfg = build_config({**BASE, **overrides, "seed": seed, "runs_dir": runs_dir,
-                            "progress": False})
+        cfg = build_config({**base, **overrides, "algo": algo, "seed": seed,
+                            "runs_dir": runs_dir, "progress": False})
         res = train(cfg)
         evals.append(res.summary["eval_mean_return"])
         reach.append(first_reach(res.episodes))
@@ -61,6 +70,7 @@ def run(overrides: dict, seeds: list[int], runs_dir: str) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--algo", choices=["ppo", "a2c"], default="ppo")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--grid", choices=GRIDS, default="quick")
     ap.add_argument("--out")
@@ -72,7 +82,7 @@ def main() -> int:
     lines = [header]
     with tempfile.TemporaryDirectory() as runs_dir:
         for overrides in GRIDS[args.grid][args.start :]:
-            r = run(overrides, args.seeds, runs_dir)
+            r = run(args.algo, overrides, args.seeds, runs_dir)
             name = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "defaults"
             line = (f"| {name} | {' '.join(f'{e:.0f}' for e in r['evals'])} | {r['min']:.0f} | "
                     f"{r['reached']}/{len(args.seeds)} | {r['reach_median'] or '-'} | "
@@ -81,7 +91,7 @@ def main() -> int:
             lines.append(line)
     if args.out:
         with open(args.out, "a") as fh:
-            fh.write(f"\n{time.strftime('%Y-%m-%d %H:%M')} seeds {args.seeds}\n\n")
+            fh.write(f"\n{args.algo}, {time.strftime('%Y-%m-%d %H:%M')}, seeds {args.seeds}\n\n")
             fh.write("\n".join(lines) + "\n")
     return 0
 
