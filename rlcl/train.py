@@ -21,7 +21,7 @@ from rlcl.checkpoint import save_checkpoint
 from rlcl.config import ALGOS, Config, build_config, packaged_config, parse_override, read_toml
 from rlcl.device import Device, list_devices
 from rlcl.diagnostics import EVAL_MEAN, iteration_scalars
-from rlcl.envs import check_spaces, make_vec_env, resolve_env
+from rlcl.envs import ALIASES, check_spaces, make_vec_env, resolve_env
 from rlcl.errors import ConfigError, RlclError
 from rlcl.eval import evaluate_policy
 from rlcl.logger import RunLogger
@@ -174,7 +174,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="OpenCL device: P:D, a name fragment, or 'list'")
     p.add_argument("--runs-dir", help="where run folders go (default: runs)")
     p.add_argument("--no-progress", action="store_true", help="plain lines, no progress bar")
+    p.add_argument("--list", action="store_true",
+                   help="list the algorithms, environment aliases and tuned configs")
     return p
+
+
+def describe_choices() -> str:
+    """What --list prints."""
+    tuned = [f"  {algo} {alias} ({env_id})" for algo in ALGOS for alias, env_id in ALIASES.items()
+             if packaged_config(algo, alias) is not None]
+    aliases = [f"  {alias} = {env_id}" for alias, env_id in ALIASES.items()]
+    return "\n".join([f"algorithms: {', '.join(ALGOS)}", "environment aliases:", *aliases,
+                      "tuned configs (algorithm, environment):", *tuned])
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -209,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.device == "list":
             print(list_devices())
+            return 0
+        if args.list:
+            print(describe_choices())
             return 0
         cfg = config_from_args(args)
         Device(cfg.device)  # fail on a bad device before a run folder is made

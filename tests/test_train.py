@@ -129,3 +129,10 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, argv, message):
 def test_device_list(capsys):
     assert main(["--device", "list"]) == 0
     assert "0:0" in capsys.readouterr().out
+
+
+def test_list_names_algorithms_aliases_and_tuned_configs(capsys):
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert "algorithms: ppo, a2c" in out and "CartPole = CartPole-v1" in out
+    assert "  ppo CartPole (CartPole-v1)" in out and "  a2c CartPole (CartPole-v1)" in out
