@@ -27,6 +27,8 @@ TRAIN_TAGS = {
     },
 }
 EXPLAINED_VARIANCE = "train/explained_variance"
+for _tags in TRAIN_TAGS.values():
+    _tags["std"] = "train/std"  # Gaussian heads only: the mean of exp(log_std)
 DIAG_TAGS = {
     "approx_kl_max": "diag/approx_kl_max",
     "ratio_max": "diag/ratio_max",

@@ -49,14 +49,19 @@ def make_vec_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
     return RecordEpisodeStatistics(envs)
 
 
-def check_spaces(envs: gym.vector.VectorEnv) -> tuple[int, int]:
-    """(obs_dim, n_actions) for a flat Box observation and a Discrete action space."""
+def check_spaces(envs: gym.vector.VectorEnv, env_id: str) -> int:
+    """obs_dim, after checking that rlcl's MLP policies can handle the env's spaces: a flat
+    Box observation and a Discrete or Box action space."""
     obs_space, act_space = envs.single_observation_space, envs.single_action_space
     if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-        raise ConfigError(f"rlcl needs a flat Box observation space, this env has {obs_space}")
-    if not isinstance(act_space, gym.spaces.Discrete):
-        raise ConfigError(f"rlcl's PPO handles Discrete action spaces, this env has {act_space}")
-    return int(obs_space.shape[0]), int(act_space.n)
+        kind = "image" if isinstance(obs_space, gym.spaces.Box) else type(obs_space).__name__
+        raise ConfigError(f"{env_id} has a {kind} observation space {obs_space}; rlcl's MLP "
+                          "policies need a flat Box: flatten it with a gymnasium wrapper")
+    if not isinstance(act_space, (gym.spaces.Discrete, gym.spaces.Box)) or (
+            isinstance(act_space, gym.spaces.Box) and len(act_space.shape) != 1):
+        raise ConfigError(f"{env_id} has the action space {act_space}; rlcl handles Discrete "
+                          "and flat Box action spaces")
+    return int(obs_space.shape[0])
 
 
 def finished_episodes(infos: dict) -> list[tuple[float, int]]:

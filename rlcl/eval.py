@@ -21,8 +21,9 @@ def evaluate_policy(policy: ActorCritic, env_id: str, episodes: int, seed: int,
     dev = policy.device
     envs = make_vec_env(env_id, episodes)
     obs_buf = dev.empty(episodes * policy.obs_dim)
-    actions, logp, values = dev.empty(episodes, np.int32), dev.empty(episodes), dev.empty(episodes)
-    actions_host = np.zeros(episodes, np.int32)
+    actions = dev.empty(episodes * policy.act_dim, np.int32)
+    logp, values = dev.empty(episodes), dev.empty(episodes)
+    actions_host = np.zeros(episodes * policy.act_dim, policy.action_dtype)
     returns = np.full(episodes, np.nan)
     obs, _ = envs.reset(seed=seed + EVAL_SEED_OFFSET)
     step = 0
@@ -31,7 +32,7 @@ def evaluate_policy(policy: ActorCritic, env_id: str, episodes: int, seed: int,
         policy.act(obs_buf, episodes, actions, logp, values, 0, seed, STREAM_EVAL, step, 0,
                    greedy=greedy)
         cl.enqueue_copy(dev.queue, actions_host, actions)
-        obs, _, _, _, infos = envs.step(actions_host)
+        obs, _, _, _, infos = envs.step(policy.env_actions(actions_host))
         if "_episode" in infos:
             for i in np.flatnonzero(infos["_episode"]):
                 if np.isnan(returns[i]):

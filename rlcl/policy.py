@@ -1,16 +1,21 @@
-"""Actor-critic for Discrete action spaces on one flat parameter buffer.
+"""Actor-critic on one flat parameter buffer, for Discrete and Box action spaces.
 
-The actor maps an observation to action logits, the critic to a value; both are MLPs with
-the same hidden sizes and activation, laid out actor first in one :class:`FlatParams`.
+The actor maps an observation to action logits (Discrete) or to the mean of a diagonal
+Gaussian (Box, with a state-independent log-std parameter after the critic in the same flat
+buffer); the critic maps it to a value. Both are MLPs with the same hidden sizes.
 
-* :meth:`act`: the fused rollout step (policy.cl ``policy_act``): forward of both networks plus
-  sampling, one launch for a whole batch of observations.
+* :meth:`act`: the fused rollout step (``policy_act`` / ``policy_act_gaussian``): forward of
+  both networks plus sampling, one launch for a whole batch of observations.
 * :meth:`evaluate`: forward of both networks on a minibatch, keeping activations.
-* :meth:`backward`: gradients from d(loss)/d(logits) and d(loss)/d(values).
+* :meth:`loss`: the PPO/A2C loss kernel of this head, writing d(loss)/d(outputs).
+* :meth:`backward`: gradients of all parameters from those.
+
+Actions are stored as ``act_dim`` 32-bit words each: one int (Discrete) or A floats (Box).
 """
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pyopencl as cl
 
@@ -19,6 +24,7 @@ from rlcl.nn import MLP, FlatParams
 
 # Philox streams: one key half per use, so the same counters never collide across uses.
 STREAM_ROLLOUT, STREAM_EVAL, STREAM_BOOTSTRAP = 1, 2, 3
+LOSS_STATS_PER_ROW = 8  # loss.h NUM_LOSS_STATS
 
 
 def _pow2_at_most(n: int) -> int:
@@ -26,13 +32,23 @@ def _pow2_at_most(n: int) -> int:
 
 
 class ActorCritic:
-    def __init__(self, device: Device, obs_dim: int, n_actions: int, hidden_sizes: list[int],
-                 activation: str, seed: int, max_batch: int, norm_slots: int = 1):
+    def __init__(self, device: Device, obs_dim: int, action_space: gym.Space,
+                 hidden_sizes: list[int], activation: str, seed: int, max_batch: int,
+                 norm_slots: int = 1):
         self.device = device
-        self.obs_dim, self.n_actions = obs_dim, n_actions
-        self.actor = MLP([obs_dim, *hidden_sizes, n_actions], activation, first=0)
+        self.obs_dim = obs_dim
+        self.continuous = isinstance(action_space, gym.spaces.Box)
+        if self.continuous:
+            self.n_outputs = self.act_dim = int(np.prod(action_space.shape))
+            self.low, self.high = action_space.low.ravel(), action_space.high.ravel()
+            self.action_dtype = np.float32
+        else:
+            self.n_outputs, self.act_dim, self.action_dtype = int(action_space.n), 1, np.int32
+        self.actor = MLP([obs_dim, *hidden_sizes, self.n_outputs], activation, first=0)
         self.critic = MLP([obs_dim, *hidden_sizes, 1], activation, first=self.actor.end)
-        host = np.zeros(self.critic.end, np.float64)
+        self.log_std_off = self.critic.end
+        n_params = self.critic.end + (self.act_dim if self.continuous else 0)
+        host = np.zeros(n_params, np.float64)  # log_std starts at 0: std 1 (SB3, CleanRL)
         # CleanRL ppo.py: hidden gain sqrt(2), a near-uniform initial policy (0.01) and a unit
         # value head (Andrychowicz et al. 2021, "What matters in on-policy RL", sec. 3.2).
         rng = np.random.default_rng([seed, 0x1A17])
@@ -43,16 +59,18 @@ class ActorCritic:
         self.layer_table = np.array(table, np.int32)
         self.layers_buf = device.upload(self.layer_table)
         self.act_id = self.actor.act
-        width = max(obs_dim, n_actions, *hidden_sizes)
-        self.local_size = min(_pow2_at_most(max(hidden_sizes + [n_actions])), 64,
+        self.local_size = min(_pow2_at_most(max(hidden_sizes + [self.n_outputs])), 64,
                               _pow2_at_most(device.device.max_work_group_size))
-        self._local_bytes = width * 4
+        self._local_bytes = 4 * max(obs_dim, self.n_outputs, *hidden_sizes)
         self.max_batch = max_batch
         self.actor_acts = self.actor.alloc(device, max_batch)
         self.critic_acts = self.critic.alloc(device, max_batch)
         self.critic_acts[0] = self.actor_acts[0]  # both networks read the same observations
         self.actor_scratch = self.actor.alloc_grads(device, max_batch)
         self.critic_scratch = self.critic.alloc_grads(device, max_batch)
+        self.d_outputs = device.empty(max_batch * self.n_outputs)  # d(loss)/d(logits or mean)
+        self.d_values = device.empty(max_batch)
+        self.d_log_std = device.empty(max_batch * self.act_dim) if self.continuous else None
 
     @property
     def obs_buffer(self):
@@ -60,7 +78,8 @@ class ActorCritic:
         return self.actor_acts[0]
 
     @property
-    def logits(self):
+    def outputs(self):
+        """The actor's outputs after :meth:`evaluate`: logits or Gaussian means."""
         return self.actor_acts[-1]
 
     @property
@@ -69,25 +88,61 @@ class ActorCritic:
 
     def act(self, obs_buf, n: int, actions, logp, values, out_off: int, seed: int, stream: int,
             step: int, iteration: int, greedy: bool = False) -> None:
-        """Sample actions for the N observations in OBS_BUF into the given buffers at OUT_OFF.
-        The counter (env, step, iteration) under key (seed, stream) drives the sampling."""
+        """Sample actions for observation rows out_off .. out_off + n - 1 of OBS_BUF into the
+        same rows of ACTIONS, LOGP and VALUES. The counter (env, step, iteration) under key
+        (seed, stream) drives the sampling."""
         L = self.local_size
+        head = ((self.log_std_off,) if self.continuous else ())
         self.device.launch(
-            "policy_act", (n * L,), (L,), actions, logp, values, out_off, obs_buf,
-            self.flat.params, self.layers_buf, len(self.actor.layers), len(self.critic.layers),
-            self.act_id, n, seed & 0xFFFFFFFF, stream, step, iteration, int(greedy),
+            "policy_act_gaussian" if self.continuous else "policy_act", (n * L,), (L,), actions,
+            logp, values, out_off, obs_buf, self.flat.params, self.layers_buf,
+            len(self.actor.layers), len(self.critic.layers), self.act_id, *head, n,
+            seed & 0xFFFFFFFF, stream, step, iteration, int(greedy),
             cl.LocalMemory(self._local_bytes), cl.LocalMemory(self._local_bytes))
+
+    def env_actions(self, actions: np.ndarray) -> np.ndarray:
+        """What the env receives: Box actions clipped to the space's bounds (the stored
+        log-probs stay those of the unclipped sample, as in SB3 and CleanRL)."""
+        if not self.continuous:
+            return actions
+        return np.clip(actions.reshape(-1, self.act_dim), self.low, self.high)
 
     def evaluate(self, batch: int) -> None:
         """Forward both networks on the BATCH rows of :attr:`obs_buffer`; results land in
-        :attr:`logits` and :attr:`values` with activations kept for :meth:`backward`."""
+        :attr:`outputs` and :attr:`values` with activations kept for :meth:`backward`."""
         self.actor.forward(self.device, self.flat.params, self.actor_acts, batch)
         self.critic.forward(self.device, self.flat.params, self.critic_acts, batch)
 
-    def backward(self, dlogits, dvalues, batch: int) -> None:
+    def loss(self, stats, row: int, actions, old_logp, advantages, returns, old_values,
+             batch: int, clip_coef: float, clip_vloss: bool, ent_coef: float, vf_coef: float,
+             norm_adv: bool, pg_mode: int, scratch_size: int) -> None:
+        """The head's loss kernel on the last :meth:`evaluate`: statistics into stats[row],
+        d(loss)/d(outputs, values) into this object's buffers."""
+        L = scratch_size
+        common = (actions, old_logp, advantages, returns, old_values, batch, self.n_outputs,
+                  clip_coef, int(clip_vloss), ent_coef, vf_coef, int(norm_adv), pg_mode,
+                  cl.LocalMemory(4 * LOSS_STATS_PER_ROW * L))
+        if self.continuous:
+            self.device.launch("ppo_loss_gaussian", (L,), (L,), self.d_outputs, self.d_values,
+                               self.d_log_std, stats, row, self.outputs, self.values,
+                               self.flat.params, self.log_std_off, *common)
+        else:
+            self.device.launch("ppo_loss", (L,), (L,), self.d_outputs, self.d_values, stats,
+                               row, self.outputs, self.values, *common)
+
+    def backward(self, batch: int) -> None:
         """Write the full gradient into ``flat.grads`` (overwriting, not accumulating)."""
         flat = self.flat
-        self.actor.backward(self.device, flat.params, flat.grads, self.actor_acts, dlogits,
-                            self.actor_scratch, batch)
-        self.critic.backward(self.device, flat.params, flat.grads, self.critic_acts, dvalues,
-                             self.critic_scratch, batch)
+        self.actor.backward(self.device, flat.params, flat.grads, self.actor_acts,
+                            self.d_outputs, self.actor_scratch, batch)
+        self.critic.backward(self.device, flat.params, flat.grads, self.critic_acts,
+                             self.d_values, self.critic_scratch, batch)
+        if self.continuous:
+            self.device.launch("column_sum", (self.act_dim,), None, flat.grads,
+                               self.log_std_off, self.d_log_std, batch, self.act_dim)
+
+    def std(self) -> np.ndarray | None:
+        """exp(log_std) of a Gaussian head (a small readback), None for Discrete."""
+        if not self.continuous:
+            return None
+        return np.exp(self.device.read(self.flat.params, self.act_dim, offset=self.log_std_off))

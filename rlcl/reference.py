@@ -116,17 +116,70 @@ def policy_act(obs, params, layers, n_actor, n_critic, act, seed, stream, step, 
     return actions, logp_all[np.arange(len(obs)), actions], values
 
 
+# -- gaussian.cl ----------------------------------------------------------------------------
+HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
+
+
+def philox_normal4(seed, stream, n, step, iteration, k) -> np.ndarray:
+    """Four N(0, 1) draws by Box-Muller from one Philox block (gaussian.cl philox_normal4)."""
+    x, y, z, w = philox4x32([n, step, iteration, k], [seed, stream])
+    u1, u3 = ((x >> 9) + 0.5) / 8388608.0, ((z >> 9) + 0.5) / 8388608.0
+    u2, u4 = (y >> 8) / 16777216.0, (w >> 8) / 16777216.0
+    r1, r2 = np.sqrt(-2 * np.log(u1)), np.sqrt(-2 * np.log(u3))
+    return np.array([r1 * np.cos(2 * np.pi * u2), r1 * np.sin(2 * np.pi * u2),
+                     r2 * np.cos(2 * np.pi * u4), r2 * np.sin(2 * np.pi * u4)])
+
+
+def gaussian_logp(actions, mean, log_std) -> np.ndarray:
+    z = (np.asarray(actions, np.float64) - mean) / np.exp(log_std)
+    return (-0.5 * z * z - log_std - HALF_LOG_2PI).sum(axis=1)
+
+
+def policy_act_gaussian(obs, params, layers, n_actor, n_critic, act, log_std_off, seed, stream,
+                        step, iteration, greedy):
+    """Returns (actions (N, A), logp, values)."""
+    mean = mlp_forward(obs, params, layers, 0, n_actor, act)[-1]
+    values = mlp_forward(obs, params, layers, n_actor, n_critic, act)[-1][:, 0]
+    N, A = mean.shape
+    log_std = np.asarray(params, np.float64)[log_std_off : log_std_off + A]
+    if greedy:
+        actions = mean.copy()
+    else:
+        eps = np.array([np.concatenate([philox_normal4(seed, stream, n, step, iteration, k)
+                                        for k in range((A + 3) // 4)])[:A] for n in range(N)])
+        actions = mean + np.exp(log_std) * eps
+    return actions, gaussian_logp(actions, mean, log_std), values
+
+
+def ppo_loss_gaussian(mean, values, params, log_std_off, actions, old_logp, advantages,
+                      returns, old_values, clip_coef, clip_vloss, ent_coef, vf_coef, norm_adv,
+                      pg_mode=0):
+    """Returns (loss, dmean, dvalues, dlog_std per sample, stats) as gaussian.cl defines them;
+    the policy and value terms are ppo_loss's."""
+    mean = np.asarray(mean, np.float64)
+    M, A = mean.shape
+    log_std = np.asarray(params, np.float64)[log_std_off : log_std_off + A]
+    std = np.exp(log_std)
+    z = (np.asarray(actions, np.float64) - mean) / std
+    lp = gaussian_logp(actions, mean, log_std)
+    H = np.full(M, (0.5 + HALF_LOG_2PI + log_std).sum())
+    g_lp, pg_stats = _policy_term(lp, old_logp, advantages, clip_coef, norm_adv, pg_mode)
+    dmean = g_lp[:, None] * z / std / M
+    dlog_std = (g_lp[:, None] * (z * z - 1) - ent_coef) / M
+    v_loss, dvalues = _value_term(values, returns, old_values, clip_coef, clip_vloss, vf_coef)
+    stats = np.array([pg_stats[0], v_loss.mean(), H.mean(), *pg_stats[1:]])
+    loss = stats[0] - ent_coef * stats[2] + vf_coef * stats[1]
+    return loss, dmean, dvalues, dlog_std, stats
+
+
+def column_sum(x) -> np.ndarray:
+    return np.asarray(x, np.float64).sum(axis=0)
+
+
 # -- loss.cl --------------------------------------------------------------------------------
-def ppo_loss(logits, values, actions, old_logp, advantages, returns, old_values, clip_coef,
-             clip_vloss, ent_coef, vf_coef, norm_adv, pg_mode=0):
-    """Returns (loss, dlogits, dvalues, stats) as loss.cl defines them (pg_mode 1: A2C)."""
-    z = np.asarray(logits, np.float64)
-    M = len(z)
-    logp_all = z - z.max(axis=1, keepdims=True)
-    logp_all -= np.log(np.exp(logp_all).sum(axis=1, keepdims=True))
-    p = np.exp(logp_all)
-    H = -(p * logp_all).sum(axis=1)
-    lp = logp_all[np.arange(M), actions]
+def _policy_term(lp, old_logp, advantages, clip_coef, norm_adv, pg_mode):
+    """(d pg / d lp per sample, [mean pg, mean kl, clip fraction, max kl, max/min ratio])."""
+    M = len(lp)
     logratio = lp - old_logp
     ratio = np.exp(logratio)
     adv = np.asarray(advantages, np.float64)
@@ -138,21 +191,40 @@ def ppo_loss(logits, values, actions, old_logp, advantages, returns, old_values,
     pg = np.maximum(pg_u, pg_c)
     if pg_mode:
         g_lp, pg = -adv, -adv * lp
-    onehot = np.eye(z.shape[1])[actions]
-    dlogits = (g_lp[:, None] * (onehot - p) + ent_coef * p * (logp_all + H[:, None])) / M
+    kl = (ratio - 1) - logratio
+    return g_lp, [pg.mean(), kl.mean(), (np.abs(ratio - 1) > clip_coef).mean(), kl.max(),
+                  ratio.max(), ratio.min()]
+
+
+def _value_term(values, returns, old_values, clip_coef, clip_vloss, vf_coef):
+    """(value loss per sample, d loss / d values)."""
     v, R = np.asarray(values, np.float64), np.asarray(returns, np.float64)
     v_loss, dv = 0.5 * (v - R) ** 2, v - R
     if clip_vloss:
         vc = old_values + np.clip(v - old_values, -clip_coef, clip_coef)
         v_loss_c = 0.5 * (vc - R) ** 2
         use_c = v_loss_c > v_loss
-        inside = np.abs(v - old_values) <= clip_coef  # not vc == v: see loss.cl
+        inside = np.abs(v - old_values) <= clip_coef  # not vc == v: see loss.h
         dv = np.where(use_c, np.where(inside, vc - R, 0.0), dv)
         v_loss = np.maximum(v_loss, v_loss_c)
-    dvalues = vf_coef * dv / M
-    kl = (ratio - 1) - logratio
-    stats = np.array([pg.mean(), v_loss.mean(), H.mean(), kl.mean(),
-                      (np.abs(ratio - 1) > clip_coef).mean(), kl.max(), ratio.max(), ratio.min()])
+    return v_loss, vf_coef * dv / len(v)
+
+
+def ppo_loss(logits, values, actions, old_logp, advantages, returns, old_values, clip_coef,
+             clip_vloss, ent_coef, vf_coef, norm_adv, pg_mode=0):
+    """Returns (loss, dlogits, dvalues, stats) as loss.cl defines them (pg_mode 1: A2C)."""
+    z = np.asarray(logits, np.float64)
+    M = len(z)
+    logp_all = z - z.max(axis=1, keepdims=True)
+    logp_all -= np.log(np.exp(logp_all).sum(axis=1, keepdims=True))
+    p = np.exp(logp_all)
+    H = -(p * logp_all).sum(axis=1)
+    lp = logp_all[np.arange(M), actions]
+    g_lp, pg_stats = _policy_term(lp, old_logp, advantages, clip_coef, norm_adv, pg_mode)
+    onehot = np.eye(z.shape[1])[actions]
+    dlogits = (g_lp[:, None] * (onehot - p) + ent_coef * p * (logp_all + H[:, None])) / M
+    v_loss, dvalues = _value_term(values, returns, old_values, clip_coef, clip_vloss, vf_coef)
+    stats = np.array([pg_stats[0], v_loss.mean(), H.mean(), *pg_stats[1:]])
     loss = stats[0] - ent_coef * stats[2] + vf_coef * stats[1]
     return loss, dlogits, dvalues, stats
 

@@ -20,13 +20,14 @@ RUNNING, TERMINATED, TRUNCATED = 0, 1, 2  # ends[t, n], as rollout.cl's gae read
 
 
 class Rollout:
-    def __init__(self, device: Device, num_steps: int, num_envs: int, obs_dim: int,
+    def __init__(self, device: Device, policy: ActorCritic, num_steps: int, num_envs: int,
                  minibatch_size: int, num_updates: int):
         T, N = num_steps, num_envs
-        self.device, self.T, self.N, self.obs_dim = device, T, N, obs_dim
+        obs_dim, act_dim = policy.obs_dim, policy.act_dim
+        self.device, self.T, self.N, self.obs_dim, self.act_dim = device, T, N, obs_dim, act_dim
         rows = (T + 1) * N
         self.obs = device.empty(rows * obs_dim)
-        self.actions = device.zeros(rows, np.int32)
+        self.actions = device.zeros(rows * act_dim, np.int32)  # 32-bit words: int or floats
         self.logp = device.empty(rows)
         self.values = device.empty(rows)
         self.rewards = device.empty(T * N)
@@ -36,15 +37,15 @@ class Rollout:
         self.returns = device.empty(T * N)
         self.rewards_host = np.zeros((T, N), np.float32)
         self.ends_host = np.zeros((T, N), np.int32)
-        self.actions_host = np.zeros(N, np.int32)
+        self.actions_host = np.zeros(N * act_dim, policy.action_dtype)
         # truncation bootstrap scratch: N rows of final observations and their outputs
         self.boot_obs = device.empty(N * obs_dim)
-        self.boot_actions = device.empty(N, np.int32)
+        self.boot_actions = device.empty(N * act_dim, np.int32)
         self.boot_logp = device.empty(N)
         self.boot_values = device.empty(N)
         # minibatch buffers; observations go straight into the policy's input buffer
         self.indices = device.empty(num_updates * minibatch_size, np.int32)
-        self.mb_actions = device.empty(minibatch_size, np.int32)
+        self.mb_actions = device.empty(minibatch_size * act_dim, np.int32)
         self.mb_logp = device.empty(minibatch_size)
         self.mb_adv = device.empty(minibatch_size)
         self.mb_ret = device.empty(minibatch_size)
@@ -61,8 +62,9 @@ class Rollout:
             policy.act(self.obs, N, self.actions, self.logp, self.values, t * N, seed,
                        STREAM_ROLLOUT, t, iteration)
             cl.enqueue_copy(dev.queue, self.actions_host, self.actions,
-                            src_offset=4 * t * N)  # blocking: the one readback per step
-            obs, rewards, terminated, truncated, infos = envs.step(self.actions_host)
+                            src_offset=4 * t * N * self.act_dim)  # the one readback per step
+            obs, rewards, terminated, truncated, infos = envs.step(
+                policy.env_actions(self.actions_host))
             global_step += N
             self.rewards_host[t] = rewards
             self.ends_host[t] = np.where(terminated, TERMINATED,
@@ -106,4 +108,4 @@ class Rollout:
         self.device.launch("gather_minibatch", (m,), None, policy.obs_buffer, self.mb_actions,
                            self.mb_logp, self.mb_adv, self.mb_ret, self.mb_val, self.indices,
                            offset, self.obs, self.actions, self.logp, self.advantages,
-                           self.returns, self.values, m, self.obs_dim)
+                           self.returns, self.values, m, self.obs_dim, self.act_dim)

@@ -70,14 +70,15 @@ def train(cfg: Config) -> Result:
     # SETUP ---------------------------------------------------------------------------------
     device = Device(cfg.device)
     envs = make_vec_env(cfg.env_id, cfg.num_envs)
-    obs_dim, n_actions = check_spaces(envs)
+    obs_dim = check_spaces(envs, cfg.env_id)
     num_updates = cfg.update_epochs * cfg.num_minibatches
-    policy = ActorCritic(device, obs_dim, n_actions, list(cfg.hidden_sizes), cfg.activation,
+    policy = ActorCritic(device, obs_dim, envs.single_action_space, list(cfg.hidden_sizes),
+                         cfg.activation,
                          cfg.seed, max_batch=max(cfg.minibatch_size, cfg.num_envs),
                          norm_slots=num_updates)
     optimizer = make_optimizer(cfg, policy.flat)
     scheduler = make_scheduler(cfg, optimizer)
-    rollout = Rollout(device, cfg.num_steps, cfg.num_envs, obs_dim, cfg.minibatch_size,
+    rollout = Rollout(device, policy, cfg.num_steps, cfg.num_envs, cfg.minibatch_size,
                       num_updates)
     agent = make_agent(cfg, policy, rollout, optimizer)
     rng = np.random.default_rng([cfg.seed, 0x5EED])  # minibatch permutations
@@ -121,7 +122,7 @@ def train(cfg: Config) -> Result:
                     scheduler_state=scheduler.state_dict(),
                     meta={"config": cfg.to_dict(), "iteration": cfg.num_iterations,
                           "global_step": global_step, "obs_dim": obs_dim,
-                          "n_actions": n_actions})
+                          "act_dim": policy.act_dim, "n_params": policy.flat.n})
     returns = evaluate_policy(policy, cfg.env_id, cfg.eval_episodes, cfg.seed)
     summary = {
         "algo": cfg.algo, "env_id": cfg.env_id, "seed": cfg.seed, "total_timesteps": global_step,

@@ -17,6 +17,7 @@ Tolerances:
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pyopencl as cl
 import pytest
@@ -181,7 +182,8 @@ def test_twin_gradients_are_the_derivative(rng, size, norm_adv, clip_vloss, ent_
                          ids=["all_on", "all_off", "a2c"])
 def test_network_gradient(device, rng, cfg):
     M, A, obs_dim, layers = 7, 3, 4, [5, 6]
-    policy = ActorCritic(device, obs_dim, A, layers, "tanh", seed=0, max_batch=M)
+    policy = ActorCritic(device, obs_dim, gym.spaces.Discrete(A), layers, "tanh", seed=0,
+                         max_batch=M)
     host = policy.flat.numpy().astype(np.float64) + rng.normal(0, 0.3, policy.flat.n)
     policy.flat.load(host)
     host = policy.flat.numpy().astype(np.float64)
@@ -201,11 +203,11 @@ def test_network_gradient(device, rng, cfg):
     # device
     device.write(policy.obs_buffer, x)
     policy.evaluate(M)
-    dl, dv, stats = device.empty(M * A), device.empty(M), device.zeros(NUM_STATS)
-    device.launch("ppo_loss", (L,), (L,), dl, dv, stats, 0, policy.logits, policy.values,
+    dl, dv, stats = policy.d_outputs, policy.d_values, device.zeros(NUM_STATS)
+    device.launch("ppo_loss", (L,), (L,), dl, dv, stats, 0, policy.outputs, policy.values,
                   *(device.upload(a) for a in args), M, A, *coefs,
                   cl.LocalMemory(4 * NUM_STATS * L))
-    policy.backward(dl, dv, M)
+    policy.backward(M)
     g_dev = policy.flat.grad_numpy()
 
     # reference composition and its finite differences

@@ -15,6 +15,7 @@ Tolerances (float32 kernel vs float64 twin on the same float32 parameters):
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pyopencl as cl
 import pytest
@@ -36,7 +37,7 @@ def make_policy(device, rng, obs_dim, n_actions, net, n, noise=0.3):
     """An ActorCritic whose parameters are perturbed so the output layers matter; returns it
     with its float32 parameters as float64."""
     hidden, activation = NETS[net] if isinstance(net, str) else net
-    policy = ActorCritic(device, obs_dim, n_actions, hidden, activation, seed=0, max_batch=n)
+    policy = ActorCritic(device, obs_dim, gym.spaces.Discrete(n_actions), hidden, activation, seed=0, max_batch=n)
     host = policy.flat.numpy().astype(np.float64) + rng.normal(0, noise, policy.flat.n)
     policy.flat.load(host)
     return policy, policy.flat.numpy().astype(np.float64)
@@ -130,7 +131,7 @@ def test_stored_logp_and_value_are_bit_identical_to_the_update_forward(device, r
     stats = device.zeros(8)
     adv = rng.standard_normal(n).astype(np.float32)
     device.launch("ppo_loss", (L,), (L,), device.empty(n * n_actions), device.empty(n), stats, 0,
-                  policy.logits, policy.values, device.upload(a.astype(np.int32)),
+                  policy.outputs, policy.values, device.upload(a.astype(np.int32)),
                   device.upload(logp), device.upload(adv), device.upload(values),
                   device.upload(values), n, n_actions, 0.2, 0, 0.0, 0.5, 1, 0,
                   cl.LocalMemory(4 * 8 * L))

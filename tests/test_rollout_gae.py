@@ -41,7 +41,7 @@ gym.register("rlcl-test/CountTruncate-v0", entry_point=lambda: Count(False), max
 
 
 def linear_value_policy(device) -> ActorCritic:
-    policy = ActorCritic(device, 1, 2, [], "tanh", seed=0, max_batch=4)
+    policy = ActorCritic(device, 1, gym.spaces.Discrete(2), [], "tanh", seed=0, max_batch=4)
     host = policy.flat.numpy()
     (critic,) = policy.critic.layers
     host[critic.w_off] = 1.0  # V(s) = 1 * s[0] + 0
@@ -56,8 +56,7 @@ def linear_value_policy(device) -> ActorCritic:
 ])
 def test_gae_by_hand(device, env_id, expected_adv, end):
     policy = linear_value_policy(device)
-    rollout = Rollout(device, num_steps=4, num_envs=1, obs_dim=1, minibatch_size=4,
-                      num_updates=1)
+    rollout = Rollout(device, policy, num_steps=4, num_envs=1, minibatch_size=4, num_updates=1)
     envs = make_vec_env(env_id, 1)
     obs, _ = envs.reset(seed=0)
     episodes = []

@@ -83,23 +83,25 @@ def test_gae_by_hand(device):
 
 
 # -- gather_minibatch -----------------------------------------------------------------------
+@pytest.mark.parametrize("act_dim", [1, 3])
 @pytest.mark.parametrize("obs_dim", [1, 4])
 @pytest.mark.parametrize("M", [1, 7, 64, pytest.param(129, marks=big)])
-def test_gather_minibatch_matches_twin(device, rng, M, obs_dim):
+def test_gather_minibatch_matches_twin(device, rng, M, obs_dim, act_dim):
     rows = 2 * M + 5  # the flattened (T * N) storage
     idx = np.concatenate([rng.permutation(rows) for _ in range(3)]).astype(np.int32)
     idx_off = rows + 3  # a minibatch from the middle of the second permutation
     obs = f32(rng.standard_normal((rows, obs_dim)))
-    actions = rng.integers(0, 7, rows).astype(np.int32)
+    actions = (rng.integers(0, 7, rows).astype(np.int32) if act_dim == 1  # Discrete
+               else f32(rng.standard_normal((rows, act_dim))))              # Box: copied as bits
     logp, adv, ret, val = (f32(rng.standard_normal(rows)) for _ in range(4))
-    outs = [sentinel_buffer(device, M * obs_dim), sentinel_buffer(device, M, np.int32),
+    outs = [sentinel_buffer(device, M * obs_dim), sentinel_buffer(device, M * act_dim, actions.dtype),
             *(sentinel_buffer(device, M) for _ in range(4))]
     device.launch("gather_minibatch", (M,), None, *outs, device.upload(idx), idx_off,
                   device.upload(obs), device.upload(actions), device.upload(logp),
-                  device.upload(adv), device.upload(ret), device.upload(val), M, obs_dim)
+                  device.upload(adv), device.upload(ret), device.upload(val), M, obs_dim, act_dim)
     want = ref.gather_minibatch(idx, idx_off, M, obs, actions, logp, adv, ret, val)
     got = [read_checked(device, outs[0], M * obs_dim).reshape(M, obs_dim),
-           read_checked(device, outs[1], M, np.int32),
+           read_checked(device, outs[1], M * act_dim, actions.dtype).reshape(actions[:M].shape),
            *(read_checked(device, b, M) for b in outs[2:])]
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)

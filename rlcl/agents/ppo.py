@@ -31,14 +31,11 @@ class PPO:
         self.device = dev
         m = cfg.minibatch_size
         self.num_updates = cfg.update_epochs * cfg.num_minibatches
-        self.dlogits = dev.empty(m * policy.n_actions)
-        self.dvalues = dev.empty(m)
         self.stats = dev.zeros(self.num_updates * NUM_LOSS_STATS)
         self.batch_stats = dev.zeros(2)  # explained variance, Var(returns)
         L = 1 << (min(256, dev.device.max_work_group_size).bit_length() - 1)
         self.reduce_size = L
         self.scratch = cl.LocalMemory(4 * L)
-        self.loss_scratch = cl.LocalMemory(4 * NUM_LOSS_STATS * L)
 
     def update(self, rng: np.random.Generator) -> dict:
         """Run the epochs over the current rollout; return host-side means of the stats."""
@@ -52,12 +49,10 @@ class PPO:
             for k in range(cfg.num_minibatches):
                 ro.gather(policy, (epoch * cfg.num_minibatches + k) * M, M)
                 policy.evaluate(M)
-                dev.launch("ppo_loss", (L,), (L,), self.dlogits, self.dvalues, self.stats, done,
-                           policy.logits, policy.values, ro.mb_actions, ro.mb_logp, ro.mb_adv,
-                           ro.mb_ret, ro.mb_val, M, policy.n_actions, cfg.clip_coef,
-                           int(cfg.clip_vloss), cfg.ent_coef, cfg.vf_coef, int(cfg.norm_adv),
-                           self.PG_MODE, self.loss_scratch)
-                policy.backward(self.dlogits, self.dvalues, M)
+                policy.loss(self.stats, done, ro.mb_actions, ro.mb_logp, ro.mb_adv, ro.mb_ret,
+                            ro.mb_val, M, cfg.clip_coef, cfg.clip_vloss, cfg.ent_coef,
+                            cfg.vf_coef, cfg.norm_adv, self.PG_MODE, L)
+                policy.backward(M)
                 clip_grad_norm_(policy.flat, cfg.max_grad_norm, slot=done)
                 self.optimizer.step()
                 done += 1
@@ -86,6 +81,9 @@ class PPO:
                    ratio_min=float(rows[:, 7].min()), grad_norm=float(norms.mean()),
                    grad_norm_max=float(norms.max()), explained_variance=float(ev),
                    var_returns=float(var_returns), updates=done)
+        std = self.policy.std()
+        if std is not None:
+            out["std"] = float(std.mean())
         c = self.cfg
         out["loss"] = out["policy_loss"] - c.ent_coef * out["entropy"] + c.vf_coef * out["value_loss"]
         return out

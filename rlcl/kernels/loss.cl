@@ -19,12 +19,12 @@
  *   ratio, clip fraction; then max approx_kl, max ratio, min ratio.
  *
  * Launch: ONE work-group of L work-items (L a power of two); each work-item strides over
- * samples and every reduction is group_sum in a fixed order, so the result is deterministic.
+ * samples and every reduction is a tree in a fixed order, so the result is deterministic.
  * scratch: 8 * L local floats. Reference: rlcl/reference.py ppo_loss.
+ * The shared pieces (advantage normalisation, policy and value terms, statistics) are in
+ * loss.h; gaussian.cl has the same loss for a diagonal Gaussian head.
  */
-#include "common.h"
-
-#define NUM_LOSS_STATS 8
+#include "loss.h"
 
 __kernel void ppo_loss(__global float *dlogits, __global float *dvalues, __global float *stats,
                        int row, __global const float *logits, __global const float *values,
@@ -35,20 +35,8 @@ __kernel void ppo_loss(__global float *dlogits, __global float *dvalues, __globa
                        int pg_mode, __local float *scratch)
 {
     const int lid = get_local_id(0), L = get_local_size(0);
-    /* The reductions run unconditionally: barriers stay outside any branch. */
-    float s = 0.0f;
-    for (int b = lid; b < M; b += L) s += advantages[b];
-    const float mean = group_sum(s, scratch) / M;
-    float ss = 0.0f;
-    for (int b = lid; b < M; b += L) {
-        const float d = advantages[b] - mean;
-        ss += d * d;
-    }
-    const float var = group_sum(ss, scratch) / (M > 1 ? M - 1 : 1);
-    const float adv_mean = norm_adv ? mean : 0.0f;
-    const float adv_scale = norm_adv ? 1.0f / (sqrt(M > 1 ? var : 0.0f) + 1e-8f) : 1.0f;
-    float pg_sum = 0.0f, v_sum = 0.0f, h_sum = 0.0f, kl_sum = 0.0f, clip_sum = 0.0f;
-    float kl_max = -INFINITY, r_max = -INFINITY, r_min = INFINITY;
+    const float2 norm = advantage_norm(advantages, M, norm_adv, scratch);
+    loss_stats st = loss_stats_init();
     for (int b = lid; b < M; b += L) {
         __global const float *z = logits + b * A;
         float m = z[0];
@@ -62,60 +50,16 @@ __kernel void ppo_loss(__global float *dlogits, __global float *dvalues, __globa
             H -= exp(lpj) * lpj;
         }
         const int a = actions[b];
-        const float logratio = (z[a] - m - log_s) - old_logp[b];
-        const float ratio = exp(logratio);
-        const float adv = (advantages[b] - adv_mean) * adv_scale;
-        const float clipped = clamp(ratio, 1.0f - clip_coef, 1.0f + clip_coef);
-        const float pg_unclipped = -adv * ratio, pg_clipped = -adv * clipped;
-        const bool unclipped_active = pg_unclipped >= pg_clipped || clipped == ratio;
-        const float lp = z[a] - m - log_s;
-        const float g_lp = pg_mode ? -adv : (unclipped_active ? -adv * ratio : 0.0f);
+        const float adv = (advantages[b] - norm.x) * norm.y;
+        const float g_lp = policy_term(adv, z[a] - m - log_s, old_logp[b], clip_coef, pg_mode, &st);
         for (int j = 0; j < A; j++) {
             const float lpj = z[j] - m - log_s, pj = exp(lpj);
             const float onehot = j == a ? 1.0f : 0.0f;
             dlogits[b * A + j] = (g_lp * (onehot - pj) + ent_coef * pj * (lpj + H)) / M;
         }
-        const float v = values[b], R = returns[b];
-        float v_loss = 0.5f * (v - R) * (v - R), dv = v - R;
-        if (clip_vloss) {
-            const float delta = clamp(v - old_values[b], -clip_coef, clip_coef);
-            const float vc = old_values[b] + delta;
-            const float v_loss_clipped = 0.5f * (vc - R) * (vc - R);
-            if (v_loss_clipped > v_loss) {
-                v_loss = v_loss_clipped;
-                /* A clipped delta is constant in v. Test the delta, not vc == v: old_v +
-                 * (v - old_v) need not round back to v. */
-                dv = fabs(v - old_values[b]) <= clip_coef ? vc - R : 0.0f;
-            }
-        }
+        st.h += H;
+        const float dv = value_term(values[b], returns[b], old_values[b], clip_coef, clip_vloss, &st);
         dvalues[b] = vf_coef * dv / M;
-        const float kl = (ratio - 1.0f) - logratio;
-        pg_sum += pg_mode ? -adv * lp : fmax(pg_unclipped, pg_clipped);
-        v_sum += v_loss;
-        h_sum += H;
-        kl_sum += kl;
-        clip_sum += fabs(ratio - 1.0f) > clip_coef ? 1.0f : 0.0f;
-        kl_max = fmax(kl_max, kl);
-        r_max = fmax(r_max, ratio);
-        r_min = fmin(r_min, ratio);
     }
-    /* All eight statistics in one fixed-order tree: sums for 0-4, max for 5-6, min for 7.
-     * (One barrier loop, not eight: PoCL compiles many barrier loops very slowly.) */
-    __local float *r = scratch;
-    r[0 * L + lid] = pg_sum;  r[1 * L + lid] = v_sum;   r[2 * L + lid] = h_sum;
-    r[3 * L + lid] = kl_sum;  r[4 * L + lid] = clip_sum; r[5 * L + lid] = kl_max;
-    r[6 * L + lid] = r_max;   r[7 * L + lid] = r_min;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int stride = L / 2; stride > 0; stride /= 2) {
-        if (lid < stride) {
-            for (int k = 0; k < 5; k++) r[k * L + lid] += r[k * L + lid + stride];
-            r[5 * L + lid] = fmax(r[5 * L + lid], r[5 * L + lid + stride]);
-            r[6 * L + lid] = fmax(r[6 * L + lid], r[6 * L + lid + stride]);
-            r[7 * L + lid] = fmin(r[7 * L + lid], r[7 * L + lid + stride]);
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (lid == 0)
-        for (int k = 0; k < NUM_LOSS_STATS; k++)
-            stats[row * NUM_LOSS_STATS + k] = k < 5 ? r[k * L] / M : r[k * L];
+    write_loss_stats(st, stats, row, M, scratch);
 }

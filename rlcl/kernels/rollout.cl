@@ -11,7 +11,8 @@
  * Launch: global (N). Reference: rlcl/reference.py gae.
  *
  * gather_minibatch: row m of every mb_* output is row idx[idx_off + m] of the flattened (T*N)
- * storage (idx holds all of an iteration's permutations, uploaded once).
+ * storage (idx holds all of an iteration's permutations, uploaded once). An action is act_dim
+ * 32-bit words, copied as bits: an int for Discrete spaces, act_dim floats for Box spaces.
  * Launch: global (M). Reference: rlcl/reference.py gather_minibatch.
  *
  * explained_variance: out[slot] = 1 - Var(returns - values) / Var(returns) over n samples
@@ -40,19 +41,19 @@ __kernel void gae(__global float *advantages, __global float *returns,
     }
 }
 
-__kernel void gather_minibatch(__global float *mb_obs, __global int *mb_actions,
+__kernel void gather_minibatch(__global float *mb_obs, __global uint *mb_actions,
                                __global float *mb_logp, __global float *mb_adv,
                                __global float *mb_ret, __global float *mb_val,
                                __global const int *idx, int idx_off, __global const float *obs,
-                               __global const int *actions, __global const float *logp,
+                               __global const uint *actions, __global const float *logp,
                                __global const float *advantages, __global const float *returns,
-                               __global const float *values, int M, int obs_dim)
+                               __global const float *values, int M, int obs_dim, int act_dim)
 {
     const int m = get_global_id(0);
     if (m >= M) return;
     const int k = idx[idx_off + m];
     for (int d = 0; d < obs_dim; d++) mb_obs[m * obs_dim + d] = obs[k * obs_dim + d];
-    mb_actions[m] = actions[k];
+    for (int d = 0; d < act_dim; d++) mb_actions[m * act_dim + d] = actions[k * act_dim + d];
     mb_logp[m] = logp[k];
     mb_adv[m] = advantages[k];
     mb_ret[m] = returns[k];

@@ -1,0 +1,123 @@
+/* gaussian.cl: the diagonal Gaussian head for Box action spaces.
+ *
+ * The actor MLP outputs the mean mu (A values); log_std is a state-independent parameter of
+ * A floats at params[log_std_off] (SB3's and CleanRL's continuous PPO). std = exp(log_std).
+ *   log-prob: lp = sum_j -z_j^2 / 2 - log_std_j - log(2 pi) / 2,  z_j = (a_j - mu_j) / std_j
+ *   entropy:  H  = sum_j 1/2 + log(2 pi) / 2 + log_std_j
+ *
+ * policy_act_gaussian: the rollout step (as policy.cl's policy_act): for observation row
+ *   r = out_off + n, a = mu + std * eps with eps ~ N(0, 1) by Box-Muller from Philox (counter
+ *   (n, step, iteration, j / 4); draws (x, y) give eps_4k, eps_4k+1, (z, w) the next two), or
+ *   a = mu when greedy. Writes actions[r * A + j] (unclipped), logp[r], values[r]. lp uses the
+ *   same expression as the loss, so the first epoch's ratio is exactly 1.
+ *   Launch: global (N * L), local L. ha, hb: local buffers of max layer width floats.
+ *
+ * ppo_loss_gaussian: loss.cl's loss with this head (ONE work-group of L, scratch 8 * L floats):
+ *   dmean[b, j]    = g_lp * z_j / std_j / M
+ *   dlog_std[b, j] = (g_lp * (z_j^2 - 1) - ent_coef) / M     (per sample; column_sum adds
+ *                    them into the gradient buffer in a fixed order)
+ *
+ * column_sum: out[out_off + j] = sum_r x[r * cols + j], r in order. Launch: global (cols).
+ *
+ * Reference: rlcl/reference.py policy_act_gaussian, ppo_loss_gaussian, column_sum.
+ */
+#include "mlp.h"
+#include "loss.h"
+
+#define HALF_LOG_2PI 0.91893853320467274f
+
+/* Box-Muller: the uniform under the log must be in (0, 1]; (bits >> 9) + 0.5 needs only 24
+ * bits, so u1 is exact in float32 and the twin reproduces it. */
+inline float4 philox_normal4(uint seed, uint stream, uint n, uint step, uint iteration, uint k)
+{
+    const uint4 bits = philox_bits(seed, stream, n, step, iteration, k);
+    const float u1 = ((float)(bits.x >> 9) + 0.5f) * (1.0f / 8388608.0f);
+    const float u2 = (float)(bits.y >> 8) * (1.0f / 16777216.0f);
+    const float u3 = ((float)(bits.z >> 9) + 0.5f) * (1.0f / 8388608.0f);
+    const float u4 = (float)(bits.w >> 8) * (1.0f / 16777216.0f);
+    const float r1 = sqrt(-2.0f * log(u1)), r2 = sqrt(-2.0f * log(u3));
+    const float two_pi = 6.2831853071795865f;
+    return (float4)(r1 * cos(two_pi * u2), r1 * sin(two_pi * u2),
+                    r2 * cos(two_pi * u4), r2 * sin(two_pi * u4));
+}
+
+inline float gaussian_lp_term(float a, float mu, float log_std)
+{
+    const float z = (a - mu) / exp(log_std);
+    return -0.5f * z * z - log_std - HALF_LOG_2PI;
+}
+
+__kernel void policy_act_gaussian(__global float *actions, __global float *logp,
+                                  __global float *values, int out_off,
+                                  __global const float *obs, __global const float *params,
+                                  __global const int *layers, int n_actor, int n_critic, int act,
+                                  int log_std_off, int N, uint seed, uint stream, uint step,
+                                  uint iteration, int greedy, __local float *ha,
+                                  __local float *hb)
+{
+    const int n = get_group_id(0);
+    if (n >= N) return;
+    const int obs_dim = layers[2], A = layers[(n_actor - 1) * 4 + 3], r = out_off + n;
+    __global const float *x = obs + r * obs_dim;
+    __local float *mu = mlp_forward_local(x, params, layers, 0, n_actor, act, ha, hb);
+    if (get_local_id(0) == 0) {
+        float lp = 0.0f;
+        float4 eps = (float4)(0.0f);
+        for (int j = 0; j < A; j++) {
+            if (j % 4 == 0) eps = philox_normal4(seed, stream, n, step, iteration, j / 4);
+            const float e = j % 4 == 0 ? eps.x : j % 4 == 1 ? eps.y : j % 4 == 2 ? eps.z : eps.w;
+            const float log_std = params[log_std_off + j];
+            const float a = greedy ? mu[j] : mu[j] + exp(log_std) * e;
+            actions[r * A + j] = a;
+            lp += gaussian_lp_term(a, mu[j], log_std);
+        }
+        logp[r] = lp;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    __local float *v = mlp_forward_local(x, params, layers, n_actor, n_critic, act, ha, hb);
+    if (get_local_id(0) == 0) values[r] = v[0];
+}
+
+__kernel void ppo_loss_gaussian(__global float *dmean, __global float *dvalues,
+                                __global float *dlog_std, __global float *stats, int row,
+                                __global const float *mean, __global const float *values,
+                                __global const float *params, int log_std_off,
+                                __global const float *actions, __global const float *old_logp,
+                                __global const float *advantages,
+                                __global const float *returns, __global const float *old_values,
+                                int M, int A, float clip_coef, int clip_vloss, float ent_coef,
+                                float vf_coef, int norm_adv, int pg_mode, __local float *scratch)
+{
+    const int lid = get_local_id(0), L = get_local_size(0);
+    const float2 norm = advantage_norm(advantages, M, norm_adv, scratch);
+    float H = 0.0f;
+    for (int j = 0; j < A; j++) H += 0.5f + HALF_LOG_2PI + params[log_std_off + j];
+    loss_stats st = loss_stats_init();
+    for (int b = lid; b < M; b += L) {
+        float lp = 0.0f;
+        for (int j = 0; j < A; j++)
+            lp += gaussian_lp_term(actions[b * A + j], mean[b * A + j], params[log_std_off + j]);
+        const float adv = (advantages[b] - norm.x) * norm.y;
+        const float g_lp = policy_term(adv, lp, old_logp[b], clip_coef, pg_mode, &st);
+        for (int j = 0; j < A; j++) {
+            const float std = exp(params[log_std_off + j]);
+            const float z = (actions[b * A + j] - mean[b * A + j]) / std;
+            dmean[b * A + j] = g_lp * z / std / M;
+            dlog_std[b * A + j] = (g_lp * (z * z - 1.0f) - ent_coef) / M;
+        }
+        st.h += H;
+        const float dv = value_term(values[b], returns[b], old_values[b], clip_coef, clip_vloss, &st);
+        dvalues[b] = vf_coef * dv / M;
+    }
+    write_loss_stats(st, stats, row, M, scratch);
+}
+
+__kernel void column_sum(__global float *out, int out_off, __global const float *x, int rows,
+                         int cols)
+{
+    const int j = get_global_id(0);
+    if (j >= cols) return;
+    float acc = 0.0f;
+    for (int r = 0; r < rows; r++) acc += x[r * cols + j];
+    out[out_off + j] = acc;
+}
