@@ -70,6 +70,10 @@ class Config:
     """cosine (annealed to lr_min over the run) or constant"""
     lr_min: float = 0.0
     """the final learning rate of the cosine schedule"""
+    norm_obs: bool = False
+    """normalise observations by their running mean and std, clipped to +-10 (SB3 VecNormalize)"""
+    norm_reward: bool = False
+    """divide rewards by the running std of the discounted return (SB3 VecNormalize)"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """hidden layer widths of both the actor and the critic"""
     activation: str = "tanh"

@@ -11,8 +11,9 @@ import difflib
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.vector import AutoresetMode, SyncVectorEnv
-from gymnasium.wrappers.vector import RecordEpisodeStatistics
+from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorWrapper
+from gymnasium.wrappers.utils import RunningMeanStd
+from gymnasium.wrappers.vector import NormalizeReward, RecordEpisodeStatistics
 
 from rlcl.errors import ConfigError
 
@@ -42,11 +43,94 @@ def resolve_env(name: str) -> tuple[str, str]:
                       f"({', '.join(ALIASES)}) or a registered gymnasium id")
 
 
-def make_vec_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
-    """SAME_STEP-autoreset vector env that records episode returns and lengths."""
+class NormalizeObservation(VectorWrapper):
+    """Running normalisation of observations, as SB3's VecNormalize does it:
+    clip((obs - mean) / sqrt(var + 1e-8), -10, 10), statistics updated on every step.
+
+    gymnasium's own vector NormalizeObservation refuses SAME_STEP autoreset, because it would
+    leave ``info["final_obs"]`` raw; this one normalises the final observations too (with the
+    same statistics), so a truncation bootstraps from V(normalised final obs).
+    ``update_running_mean = False`` freezes the statistics (evaluation).
+    """
+
+    def __init__(self, env, epsilon: float = 1e-8, clip: float = 10.0):
+        super().__init__(env)
+        self.obs_rms = RunningMeanStd(shape=env.single_observation_space.shape)
+        self.epsilon, self.clip = epsilon, clip
+        self.update_running_mean = True
+
+    def normalize(self, obs: np.ndarray) -> np.ndarray:
+        scaled = (obs - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + self.epsilon)
+        return np.clip(scaled, -self.clip, self.clip).astype(np.float32)
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        if self.update_running_mean:
+            self.obs_rms.update(obs)
+        return self.normalize(obs), info
+
+    def step(self, actions):
+        obs, rewards, terminated, truncated, info = self.env.step(actions)
+        if self.update_running_mean:
+            self.obs_rms.update(obs)
+        if "final_obs" in info:
+            final = info["final_obs"].copy()
+            for i in np.flatnonzero(info["_final_obs"]):
+                final[i] = self.normalize(final[i])
+            info = {**info, "final_obs": final}
+        return self.normalize(obs), rewards, terminated, truncated, info
+
+
+def make_vec_env(env_id: str, num_envs: int, norm_obs: bool = False, norm_reward: bool = False,
+                 gamma: float = 0.99) -> gym.vector.VectorEnv:
+    """SAME_STEP-autoreset vector env that records episode returns and lengths (of the raw
+    rewards), optionally normalising observations and rewards (SB3's VecNormalize: rewards are
+    divided by the running std of the discounted return; gymnasium's NormalizeReward)."""
     envs = SyncVectorEnv([lambda: gym.make(env_id) for _ in range(num_envs)],
                          autoreset_mode=AutoresetMode.SAME_STEP)
-    return RecordEpisodeStatistics(envs)
+    envs = RecordEpisodeStatistics(envs)
+    if norm_obs:
+        envs = NormalizeObservation(envs)
+    if norm_reward:
+        envs = NormalizeReward(envs, gamma=gamma)
+    return envs
+
+
+def _find(envs, cls):
+    while envs is not None:
+        if isinstance(envs, cls):
+            return envs
+        envs = getattr(envs, "env", None)
+    return None
+
+
+def normalization_state(envs) -> dict:
+    """The running statistics, for checkpoints (JSON-ready lists)."""
+    state = {}
+    if (obs := _find(envs, NormalizeObservation)) is not None:
+        rms = obs.obs_rms
+        state["obs"] = {"mean": rms.mean.tolist(), "var": rms.var.tolist(), "count": rms.count}
+    if (rew := _find(envs, NormalizeReward)) is not None:
+        rms = rew.return_rms
+        state["return"] = {"mean": float(rms.mean), "var": float(rms.var), "count": rms.count}
+    return state
+
+
+def load_normalization(envs, state: dict, update: bool) -> None:
+    """Set the observation statistics of ENVS from STATE (and freeze them unless UPDATE)."""
+    obs = _find(envs, NormalizeObservation)
+    if obs is not None and "obs" in state:
+        rms = obs.obs_rms
+        rms.mean = np.array(state["obs"]["mean"], np.float64)
+        rms.var = np.array(state["obs"]["var"], np.float64)
+        rms.count = state["obs"]["count"]
+        obs.update_running_mean = update
+    rew = _find(envs, NormalizeReward)
+    if rew is not None and "return" in state:
+        rew.return_rms.mean = np.float64(state["return"]["mean"])
+        rew.return_rms.var = np.float64(state["return"]["var"])
+        rew.return_rms.count = state["return"]["count"]
+        rew.update_running_mean = update
 
 
 def check_spaces(envs: gym.vector.VectorEnv, env_id: str) -> int:

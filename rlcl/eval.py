@@ -9,17 +9,20 @@ from __future__ import annotations
 import numpy as np
 import pyopencl as cl
 
-from rlcl.envs import EVAL_SEED_OFFSET, make_vec_env
+from rlcl.envs import EVAL_SEED_OFFSET, load_normalization, make_vec_env
 from rlcl.policy import STREAM_EVAL, ActorCritic
 
 
 def evaluate_policy(policy: ActorCritic, env_id: str, episodes: int, seed: int,
-                    greedy: bool = True) -> np.ndarray:
-    """Returns of EPISODES episodes, in sub-env order."""
+                    norm_state: dict | None = None, greedy: bool = True) -> np.ndarray:
+    """Returns of EPISODES episodes, in sub-env order. NORM_STATE (envs.normalization_state of
+    the training envs) normalises observations with the training statistics, frozen."""
     if episodes <= 0:
         return np.zeros(0)
     dev = policy.device
-    envs = make_vec_env(env_id, episodes)
+    norm_state = norm_state or {}
+    envs = make_vec_env(env_id, episodes, norm_obs="obs" in norm_state)
+    load_normalization(envs, norm_state, update=False)
     obs_buf = dev.empty(episodes * policy.obs_dim)
     actions = dev.empty(episodes * policy.act_dim, np.int32)
     logp, values = dev.empty(episodes), dev.empty(episodes)

@@ -21,7 +21,7 @@ from rlcl.checkpoint import save_checkpoint
 from rlcl.config import ALGOS, Config, build_config, packaged_config, parse_override, read_toml
 from rlcl.device import Device, list_devices
 from rlcl.diagnostics import EVAL_MEAN, iteration_scalars
-from rlcl.envs import ALIASES, check_spaces, make_vec_env, resolve_env
+from rlcl.envs import ALIASES, check_spaces, make_vec_env, normalization_state, resolve_env
 from rlcl.errors import ConfigError, RlclError
 from rlcl.eval import evaluate_policy
 from rlcl.logger import RunLogger
@@ -69,7 +69,7 @@ def train(cfg: Config) -> Result:
     """Train CFG's agent; write the run folder; return the episodes and the summary."""
     # SETUP ---------------------------------------------------------------------------------
     device = Device(cfg.device)
-    envs = make_vec_env(cfg.env_id, cfg.num_envs)
+    envs = make_vec_env(cfg.env_id, cfg.num_envs, cfg.norm_obs, cfg.norm_reward, cfg.gamma)
     obs_dim = check_spaces(envs, cfg.env_id)
     num_updates = cfg.update_epochs * cfg.num_minibatches
     policy = ActorCritic(device, obs_dim, envs.single_action_space, list(cfg.hidden_sizes),
@@ -114,6 +114,7 @@ def train(cfg: Config) -> Result:
         log.progress(global_step, sps, float(np.mean([r for r, _ in recent[-20:]])) if recent else None)
     wall = time.perf_counter() - start
     log.end_progress()
+    norm_state = normalization_state(envs)
     envs.close()
 
     params = policy.flat.numpy()
@@ -122,8 +123,9 @@ def train(cfg: Config) -> Result:
                     scheduler_state=scheduler.state_dict(),
                     meta={"config": cfg.to_dict(), "iteration": cfg.num_iterations,
                           "global_step": global_step, "obs_dim": obs_dim,
-                          "act_dim": policy.act_dim, "n_params": policy.flat.n})
-    returns = evaluate_policy(policy, cfg.env_id, cfg.eval_episodes, cfg.seed)
+                          "act_dim": policy.act_dim, "n_params": policy.flat.n,
+                          "normalization": norm_state})
+    returns = evaluate_policy(policy, cfg.env_id, cfg.eval_episodes, cfg.seed, norm_state)
     summary = {
         "algo": cfg.algo, "env_id": cfg.env_id, "seed": cfg.seed, "total_timesteps": global_step,
         "wall_seconds": round(wall, 3), "fps": round(global_step / wall, 1),

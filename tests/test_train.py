@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from helpers import read_scalars
+from rlcl.checkpoint import load_checkpoint
 from rlcl.config import build_config, packaged_config, read_toml
 from rlcl.errors import ConfigError
 from rlcl.train import main, train
@@ -88,6 +89,19 @@ def test_a2c_short_run_logs_sb3_a2c_tags(tmp_path):
 def test_a2c_rejects_several_epochs(tmp_path):
     with pytest.raises(ConfigError, match="a2c makes one pass"):
         short_config(tmp_path, algo="a2c", update_epochs=4)
+
+
+def test_box_actions_train_with_normalisation(tmp_path):
+    result = train(short_config(tmp_path, env_id="Pendulum-v1", total_timesteps=2048,
+                                norm_obs=True, norm_reward=True))
+    scalars = read_scalars(result.run_dir)
+    stds = [v for _, v in scalars["train/std"]]
+    assert len(stds) == 8 and all(math.isfinite(v) and v > 0 for v in stds)
+    assert stds[0] != 1.0  # log_std is trained
+    ckpt = load_checkpoint(result.run_dir / "checkpoints" / "final.npz")
+    assert set(ckpt["meta"]["normalization"]) == {"obs", "return"}
+    assert len(ckpt["meta"]["normalization"]["obs"]["mean"]) == 3
+    assert result.summary["eval_episodes"] == 3 and result.summary["eval_mean_return"] < 0
 
 
 def test_cli_runs_and_prints_summary(tmp_path, capsys):

@@ -1,0 +1,76 @@
+"""envs.py: aliases, space checks and observation/reward normalisation."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from rlcl.envs import (NormalizeObservation, check_spaces, load_normalization, make_vec_env,
+                       normalization_state, resolve_env)
+from rlcl.errors import ConfigError
+
+
+def test_aliases_and_ids():
+    assert resolve_env("CartPole") == ("CartPole-v1", "CartPole")
+    assert resolve_env("CartPole-v1") == ("CartPole-v1", "CartPole")
+    assert resolve_env("MountainCarContinuous-v0")[0] == "MountainCarContinuous-v0"
+    with pytest.raises(ConfigError, match="unknown environment 'CartPol'.*did you mean"):
+        resolve_env("CartPol")
+
+
+class DictObs(gym.Env):
+    observation_space = gym.spaces.Dict({"a": gym.spaces.Box(-1, 1, (2,))})
+    action_space = gym.spaces.Discrete(2)
+
+
+class ImageObs(gym.Env):
+    observation_space = gym.spaces.Box(0, 255, (8, 8, 3), np.uint8)
+    action_space = gym.spaces.Discrete(2)
+
+
+class MultiBinaryAct(gym.Env):
+    observation_space = gym.spaces.Box(-1, 1, (3,))
+    action_space = gym.spaces.MultiBinary(4)
+
+
+@pytest.mark.parametrize("env_cls, message", [
+    (DictObs, "Dict observation space"), (ImageObs, "image observation space"),
+    (MultiBinaryAct, "handles Discrete and flat Box action spaces")])
+def test_unsupported_spaces_are_one_clear_error(env_cls, message):
+    envs = gym.vector.SyncVectorEnv([env_cls])
+    with pytest.raises(ConfigError, match=message):
+        check_spaces(envs, "rlcl-test/Odd-v0")
+
+
+def test_supported_spaces():
+    assert check_spaces(make_vec_env("CartPole-v1", 2), "CartPole-v1") == 4
+    assert check_spaces(make_vec_env("Pendulum-v1", 2), "Pendulum-v1") == 3
+
+
+def test_obs_normalisation_covers_final_obs_and_freezes():
+    envs = make_vec_env("CartPole-v1", 4, norm_obs=True, norm_reward=True, gamma=0.9)
+    obs, _ = envs.reset(seed=0)
+    norm = next(e for e in [envs, envs.env] if isinstance(e, NormalizeObservation))
+    seen_final = False
+    for _ in range(200):
+        obs, rewards, term, trunc, info = envs.step(np.zeros(4, np.int64))
+        assert np.all(np.abs(obs) <= 10.0)
+        if "final_obs" in info:
+            seen_final = True
+            for i in np.flatnonzero(info["_final_obs"]):
+                # final observations are normalised as well (same statistics as obs)
+                assert np.all(np.abs(info["final_obs"][i]) <= 10.0)
+        if "_episode" in info:  # episode statistics stay those of the raw reward (1 a step)
+            ep = info["episode"]
+            assert np.all(ep["r"][info["_episode"]] == ep["l"][info["_episode"]])
+    assert seen_final
+    state = normalization_state(envs)
+    assert set(state) == {"obs", "return"} and len(state["obs"]["mean"]) == 4
+    frozen = make_vec_env("CartPole-v1", 2, norm_obs=True)
+    load_normalization(frozen, state, update=False)
+    raw = make_vec_env("CartPole-v1", 2)
+    o_frozen, _ = frozen.reset(seed=3)
+    o_raw, _ = raw.reset(seed=3)
+    expect = np.clip((o_raw - np.array(state["obs"]["mean"]))
+                     / np.sqrt(np.array(state["obs"]["var"]) + 1e-8), -10, 10)
+    np.testing.assert_allclose(o_frozen, expect, rtol=1e-5, atol=1e-6)
+    assert normalization_state(frozen)["obs"] == state["obs"]  # frozen: not updated
