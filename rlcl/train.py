@@ -203,8 +203,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
     else:
         path = packaged_config(args.algo, alias)
         if path is None:
-            raise ConfigError(f"no tuned config for {args.algo} on {env_id}; pass one with "
-                              "--config FILE")
+            path = packaged_config(args.algo, "generic")
+            print(f"rlcl: note: no tuned config for {args.algo} on {env_id}; using the untuned "
+                  f"{path.name} (see --list; pass your own with --config FILE)",
+                  file=sys.stderr)
         values = read_toml(path)
     values.update(algo=args.algo, env_id=env_id)
     for text in args.set:

@@ -150,3 +150,11 @@ def test_list_names_algorithms_aliases_and_tuned_configs(capsys):
     out = capsys.readouterr().out
     assert "algorithms: ppo, a2c" in out and "CartPole = CartPole-v1" in out
     assert "  ppo CartPole (CartPole-v1)" in out and "  a2c CartPole (CartPole-v1)" in out
+
+
+def test_untuned_env_uses_generic_config_with_a_note(tmp_path, capsys):
+    code = main(["ppo", "MountainCarContinuous-v0", "--total-timesteps", "1024", "--runs-dir",
+                 str(tmp_path), "--no-progress", "--set", "eval_episodes=1",
+                 "--set", "num_steps=16"])
+    assert code == 0
+    assert "no tuned config for ppo on MountainCarContinuous-v0" in capsys.readouterr().err
