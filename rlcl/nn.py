@@ -15,6 +15,7 @@ import numpy as np
 from rlcl.device import Device
 
 ACTIVATIONS = {"identity": 0, "tanh": 1, "relu": 2}  # ids of common.h ACT_*
+SMOOTH_STATS = 10  # optim.cl NUM_SMOOTH
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,15 @@ class FlatParams:
         self.n = int(host.size)
         self.params = device.upload(host.astype(np.float32))
         self.grads = device.zeros(self.n)
-        # Gradient norms written by clip_grad_norm_ (one slot per update of an iteration, so
-        # they are read back once) and read by the next optimizer kernel.
-        self.norms = device.zeros(norm_slots)
+        # Per update of an iteration ("slot"), read back once per iteration: the gradient norm
+        # written by clip_grad_norm_ (and read by the optimizer kernel), and the optimizer's
+        # smoothness partial sums, one row of SMOOTH_STATS per work-group (optim.cl).
         self.norm_slots = norm_slots
+        self.norms = device.zeros(norm_slots)
+        max_group = 1 << (device.device.max_work_group_size.bit_length() - 1)
+        self.step_local_size = min(256, max_group)
+        self.step_groups = -(-self.n // self.step_local_size)
+        self.partials = device.zeros(norm_slots * self.step_groups * SMOOTH_STATS)
         self.pending_clip = (0.0, 0)  # (max_norm, slot) for the next optimizer step
 
     def numpy(self) -> np.ndarray:

@@ -267,23 +267,45 @@ def clip_scale(norm, max_norm):
     return min(1.0, max_norm / (norm + 1e-6)) if max_norm > 0 else 1.0
 
 
-def sgd_step(params, grads, velocity, norm, max_norm, lr, momentum, dampening, weight_decay,
-             nesterov, first):
-    """Returns (params, velocity)."""
+def smoothness_partials(g, v_old, v, u, u_prev, theta, theta_new) -> np.ndarray:
+    """The 10 sums optim.cl writes per work-group, here over all coordinates."""
+    return np.array([u @ u_prev, u @ u, u_prev @ u_prev, g @ v_old, g @ g, v_old @ v_old, v @ v,
+                     np.sum(u * u_prev < 0), theta @ theta, np.sum(~np.isfinite(theta_new))])
+
+
+def _skip(norm, skip_above) -> bool:
+    return skip_above >= 0 and not norm <= skip_above
+
+
+def sgd_step(params, grads, velocity, prev_update, norm, max_norm, skip_above, lr, momentum,
+             dampening, weight_decay, nesterov, first):
+    """Returns (params, velocity, prev_update, smoothness partial sums)."""
     p = np.asarray(params, np.float64)
     g = np.asarray(grads, np.float64) * clip_scale(norm, max_norm) + weight_decay * p
-    v, d = velocity, g
+    v_old = np.zeros_like(p) if first or momentum == 0 else np.asarray(velocity, np.float64)
+    v, d = g, g
     if momentum != 0:
-        v = g if first else momentum * np.asarray(velocity, np.float64) + (1 - dampening) * g
+        v = g if first else momentum * v_old + (1 - dampening) * g
         d = g + momentum * v if nesterov else v
-    return p - lr * d, v
+    u = -lr * d
+    u_prev = np.asarray(prev_update, np.float64)
+    sums = smoothness_partials(g, v_old, v, u, u_prev, p, p + u)
+    if _skip(norm, skip_above):
+        return p, velocity, prev_update, sums
+    return p + u, (v if momentum != 0 else velocity), u, sums
 
 
-def adam_step(params, grads, exp_avg, exp_avg_sq, norm, max_norm, step_size, beta1, beta2, eps,
-              bc2_sqrt, weight_decay):
-    """Returns (params, exp_avg, exp_avg_sq)."""
+def adam_step(params, grads, exp_avg, exp_avg_sq, prev_update, norm, max_norm, skip_above,
+              step_size, beta1, beta2, eps, bc2_sqrt, weight_decay):
+    """Returns (params, exp_avg, exp_avg_sq, prev_update, smoothness partial sums)."""
     p = np.asarray(params, np.float64)
     g = np.asarray(grads, np.float64) * clip_scale(norm, max_norm) + weight_decay * p
-    m = beta1 * np.asarray(exp_avg, np.float64) + (1 - beta1) * g
+    m_old = np.asarray(exp_avg, np.float64)
+    m = beta1 * m_old + (1 - beta1) * g
     s = beta2 * np.asarray(exp_avg_sq, np.float64) + (1 - beta2) * g * g
-    return p - step_size * m / (np.sqrt(s) / bc2_sqrt + eps), m, s
+    u = -step_size * m / (np.sqrt(s) / bc2_sqrt + eps)
+    u_prev = np.asarray(prev_update, np.float64)
+    sums = smoothness_partials(g, m_old, m, u, u_prev, p, p + u)
+    if _skip(norm, skip_above):
+        return p, exp_avg, exp_avg_sq, prev_update, sums
+    return p + u, m, s, u, sums

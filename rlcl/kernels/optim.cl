@@ -5,22 +5,33 @@
  *
  * Clipping (torch.nn.utils.clip_grad_norm_): with max_norm > 0 the step scales the gradient
  *   by min(1, max_norm / (norms[slot] + 1e-6)) before using it; max_norm <= 0 means no clip.
+ * Skipping (the divergence guard): with skip_above >= 0, a step whose norms[slot] is not
+ *   <= skip_above (a spike, or NaN) changes nothing. skip_above < 0 never skips.
  *
  * sgd_step (torch.optim.SGD semantics, DESIGN.md section 3), per coordinate:
  *   g = clip_scale * grad + weight_decay * theta             (coupled weight decay)
  *   v = first ? g : momentum * v + (1 - dampening) * g        (skipped when momentum == 0)
- *   d = nesterov ? g + momentum * v : v
- *   theta -= lr * d
+ *   d = nesterov ? g + momentum * v : v;  u = -lr * d;  theta += u;  prev_update = u
+ * (prev_update starts as zeros: it feeds only the smoothness figures)
  * rlcl.optim.Momentum is this kernel with momentum 0.9 and no dampening.
  *
  * adam_step (torch.optim.Adam, coupled weight decay), with step_size = lr / (1 - b1^t) and
- *   bc2_sqrt = sqrt(1 - b2^t) computed on the host in float64:
- *   m = b1 m + (1 - b1) g;  s = b2 s + (1 - b2) g^2;  theta -= step_size * m / (sqrt(s) / bc2_sqrt + eps)
+ *   bc2_sqrt = sqrt(1 - b2^t) computed on the host in float64 ("v" below is exp_avg m):
+ *   m = b1 m + (1 - b1) g;  s = b2 s + (1 - b2) g^2;  u = -step_size * m / (sqrt(s) / bc2_sqrt + eps)
  *
- * Launch: sum_squares (L) with local L; the steps (n) with any local size.
- * Reference: rlcl/reference.py sum_squares, sgd_step, adam_step.
+ * Both steps also write the update-smoothness partial sums of their work-group (issue 4), in
+ * the same pass, since they already read g, the old velocity and the previous update:
+ *   partials[(row * groups + group) * 10 + k], k = 0 u.u_prev, 1 u.u, 2 u_prev.u_prev,
+ *   3 g.v_old, 4 g.g, 5 v_old.v_old, 6 v.v, 7 #(u * u_prev < 0), 8 theta.theta (before),
+ *   9 #non-finite theta after. A tree in local memory, so the sums are deterministic; the host
+ *   adds the rows of the groups in order (rlcl/diagnostics.py).
+ *
+ * Launch: sum_squares (L) with local L; the steps (groups * L) with local L, scratch 10 * L.
+ * Reference: rlcl/reference.py sum_squares, sgd_step, adam_step, smoothness_partials.
  */
 #include "common.h"
+
+#define NUM_SMOOTH 10
 
 __kernel void sum_squares(__global float *norms, int slot, __global const float *x, int n,
                           __local float *scratch)
@@ -32,41 +43,97 @@ __kernel void sum_squares(__global float *norms, int slot, __global const float 
     if (lid == 0) norms[slot] = sqrt(total);
 }
 
-inline float clip_scale(__global const float *norms, int slot, float max_norm)
+inline float clip_scale(float norm, float max_norm)
 {
-    return max_norm > 0.0f ? fmin(1.0f, max_norm / (norms[slot] + 1e-6f)) : 1.0f;
+    return max_norm > 0.0f ? fmin(1.0f, max_norm / (norm + 1e-6f)) : 1.0f;
+}
+
+inline bool skip_step(float norm, float skip_above)
+{
+    return skip_above >= 0.0f && !(norm <= skip_above);
+}
+
+/* One row of partial sums per work-group, reduced in a fixed tree. */
+inline void write_partials(const float *s, __global float *partials, int row,
+                           __local float *r)
+{
+    const int lid = get_local_id(0), L = get_local_size(0);
+    for (int k = 0; k < NUM_SMOOTH; k++) r[k * L + lid] = s[k];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int stride = L / 2; stride > 0; stride /= 2) {
+        if (lid < stride)
+            for (int k = 0; k < NUM_SMOOTH; k++) r[k * L + lid] += r[k * L + lid + stride];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lid == 0) {
+        __global float *out = partials + (row * get_num_groups(0) + get_group_id(0)) * NUM_SMOOTH;
+        for (int k = 0; k < NUM_SMOOTH; k++) out[k] = r[k * L];
+    }
+}
+
+inline void accumulate(float *s, float g, float v_old, float v, float u, float u_prev,
+                       float theta, float theta_new)
+{
+    s[0] = u * u_prev; s[1] = u * u; s[2] = u_prev * u_prev; s[3] = g * v_old; s[4] = g * g;
+    s[5] = v_old * v_old; s[6] = v * v; s[7] = u * u_prev < 0.0f ? 1.0f : 0.0f;
+    s[8] = theta * theta; s[9] = isfinite(theta_new) ? 0.0f : 1.0f;
 }
 
 __kernel void sgd_step(__global float *params, __global const float *grads,
-                       __global float *velocity, __global const float *norms, int slot,
-                       float max_norm, int n, float lr, float momentum, float dampening,
-                       float weight_decay, int nesterov, int first)
+                       __global float *velocity, __global float *prev_update,
+                       __global const float *norms, int slot, float max_norm, float skip_above,
+                       int n, float lr, float momentum, float dampening, float weight_decay,
+                       int nesterov, int first, __global float *partials,
+                       __local float *scratch)
 {
     const int i = get_global_id(0);
-    if (i >= n) return;
-    const float scale = clip_scale(norms, slot, max_norm);
-    float g = grads[i] * scale + weight_decay * params[i];
-    float d = g;
-    if (momentum != 0.0f) {
-        const float v = first ? g : momentum * velocity[i] + (1.0f - dampening) * g;
-        velocity[i] = v;
-        d = nesterov ? g + momentum * v : v;
+    float s[NUM_SMOOTH] = {0};
+    if (i < n) {
+        const float norm = norms[slot], theta = params[i];
+        const float g = grads[i] * clip_scale(norm, max_norm) + weight_decay * theta;
+        const float v_old = (first || momentum == 0.0f) ? 0.0f : velocity[i];
+        float v = g, d = g;
+        if (momentum != 0.0f) {
+            v = first ? g : momentum * v_old + (1.0f - dampening) * g;
+            d = nesterov ? g + momentum * v : v;
+        }
+        const float u = -lr * d, u_prev = prev_update[i];  /* zeros before the first step */
+        const float theta_new = theta + u;
+        if (!skip_step(norm, skip_above)) {
+            params[i] = theta_new;
+            if (momentum != 0.0f) velocity[i] = v;
+            prev_update[i] = u;
+        }
+        accumulate(s, g, v_old, v, u, u_prev, theta, theta_new);
     }
-    params[i] -= lr * d;
+    write_partials(s, partials, slot, scratch);
 }
 
 __kernel void adam_step(__global float *params, __global const float *grads,
                         __global float *exp_avg, __global float *exp_avg_sq,
-                        __global const float *norms, int slot, float max_norm, int n,
-                        float step_size, float beta1, float beta2, float eps,
-                        float bc2_sqrt, float weight_decay)
+                        __global float *prev_update, __global const float *norms, int slot,
+                        float max_norm, float skip_above, int n, float step_size, float beta1,
+                        float beta2, float eps, float bc2_sqrt, float weight_decay,
+                        __global float *partials, __local float *scratch)
 {
     const int i = get_global_id(0);
-    if (i >= n) return;
-    const float g = grads[i] * clip_scale(norms, slot, max_norm) + weight_decay * params[i];
-    const float m = beta1 * exp_avg[i] + (1.0f - beta1) * g;
-    const float s = beta2 * exp_avg_sq[i] + (1.0f - beta2) * g * g;
-    exp_avg[i] = m;
-    exp_avg_sq[i] = s;
-    params[i] -= step_size * m / (sqrt(s) / bc2_sqrt + eps);
+    float s[NUM_SMOOTH] = {0};
+    if (i < n) {
+        const float norm = norms[slot], theta = params[i];
+        const float g = grads[i] * clip_scale(norm, max_norm) + weight_decay * theta;
+        const float m_old = exp_avg[i];
+        const float m = beta1 * m_old + (1.0f - beta1) * g;
+        const float sq = beta2 * exp_avg_sq[i] + (1.0f - beta2) * g * g;
+        const float u = -step_size * m / (sqrt(sq) / bc2_sqrt + eps);
+        const float u_prev = prev_update[i];
+        const float theta_new = theta + u;
+        if (!skip_step(norm, skip_above)) {
+            exp_avg[i] = m;
+            exp_avg_sq[i] = sq;
+            params[i] = theta_new;
+            prev_update[i] = u;
+        }
+        accumulate(s, g, m_old, m, u, u_prev, theta, theta_new);
+    }
+    write_partials(s, partials, slot, scratch);
 }

@@ -14,7 +14,7 @@ import numpy as np
 import pyopencl as cl
 
 from rlcl.errors import ConfigError
-from rlcl.nn import FlatParams
+from rlcl.nn import SMOOTH_STATS, FlatParams
 
 REDUCE_LOCAL_SIZE = 256
 
@@ -50,11 +50,27 @@ class Optimizer:
                 raise ConfigError(f"invalid learning rate {group['lr']}: use lr >= 0")
             self.param_groups.append(group)
         self.state: defaultdict[FlatParams, dict] = defaultdict(dict)  # as torch
+        # The divergence guard sets this: a step whose gradient norm is not <= skip_above
+        # (a spike or NaN) changes nothing. None never skips.
+        self.skip_above: float | None = None
 
     def zero_grad(self) -> None:
         for group in self.param_groups:
             for p in group["params"]:
                 cl.enqueue_fill_buffer(p.device.queue, p.grads, np.float32(0), 0, 4 * p.n)
+
+    def _launch_step(self, kernel: str, p: FlatParams, *args) -> None:
+        """Launch a fused step over P: its buffers and the clip/skip scalars come first, the
+        smoothness partials and local scratch last (optim.cl)."""
+        L = p.step_local_size
+        p.device.launch(kernel, (p.step_groups * L,), (L,), *args, p.partials,
+                        cl.LocalMemory(4 * SMOOTH_STATS * L))
+
+    def _clip_and_skip(self, p: FlatParams) -> tuple:
+        """(norms, slot, max_norm, skip_above) arguments for this step."""
+        max_norm, slot = self._take_clip(p)
+        skip_above = -1.0 if self.skip_above is None else float(self.skip_above)
+        return p.norms, slot, max_norm, skip_above
 
     @staticmethod
     def _take_clip(p: FlatParams) -> tuple[float, int]:

@@ -18,7 +18,8 @@ from rlcl.optim.optimizer import Optimizer
 
 
 class SGD(Optimizer):
-    _buffer_keys = ("momentum_buffer",)
+    # prev_update is not torch state: the last update, kept for the smoothness figures
+    _buffer_keys = ("momentum_buffer", "prev_update")
 
     def __init__(self, params, lr: float, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False):
@@ -33,14 +34,15 @@ class SGD(Optimizer):
         """One fused sgd_step launch per flat buffer (clipping included, see clip_grad_norm_)."""
         for group in self.param_groups:
             for p in group["params"]:
-                state = self.state.setdefault(p, {})
+                state = self.state[p]
+                if "prev_update" not in state:
+                    state["prev_update"] = p.device.zeros(p.n)
                 first = "momentum_buffer" not in state
-                if first and group["momentum"] != 0:
-                    state["momentum_buffer"] = p.device.empty(p.n)  # lazily, as torch does
+                if first and group["momentum"] != 0:  # lazily, as torch does; zeros in case a
+                    state["momentum_buffer"] = p.device.zeros(p.n)  # skipped step comes first
                 velocity = state.get("momentum_buffer", p.grads)  # unused without momentum
-                max_norm, slot = self._take_clip(p)
-                p.device.launch(
-                    "sgd_step", (p.n,), None, p.params, p.grads, velocity, p.norms,
-                    slot, max_norm, p.n, group["lr"], group["momentum"],
+                self._launch_step(
+                    "sgd_step", p, p.params, p.grads, velocity, state["prev_update"],
+                    *self._clip_and_skip(p), p.n, group["lr"], group["momentum"],
                     group["dampening"], group["weight_decay"], int(group["nesterov"]),
                     int(first))
