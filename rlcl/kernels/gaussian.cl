@@ -62,10 +62,11 @@ __kernel void policy_act_gaussian(__global float *actions, __global float *logp,
     __local float *mu = mlp_forward_local(x, params, layers, 0, n_actor, act, ha, hb);
     if (get_local_id(0) == 0) {
         float lp = 0.0f;
-        float4 eps = (float4)(0.0f);
+        float eps[4];  /* an array, not a float4 lane choice: Oclgrind 21.10 mis-runs the
+                        * switch clang makes of `j % 4 == 0 ? e.x : ...` */
         for (int j = 0; j < A; j++) {
-            if (j % 4 == 0) eps = philox_normal4(seed, stream, n, step, iteration, j / 4);
-            const float e = j % 4 == 0 ? eps.x : j % 4 == 1 ? eps.y : j % 4 == 2 ? eps.z : eps.w;
+            if (j % 4 == 0) vstore4(philox_normal4(seed, stream, n, step, iteration, j / 4), 0, eps);
+            const float e = eps[j % 4];
             const float log_std = params[log_std_off + j];
             const float a = greedy ? mu[j] : mu[j] + exp(log_std) * e;
             actions[r * A + j] = a;
