@@ -78,6 +78,20 @@ class Config:
     """hidden layer widths of both the actor and the critic"""
     activation: str = "tanh"
     """the hidden activation: tanh or relu"""
+    guard: bool = True
+    """the divergence guard: refuse NaN or spiking steps, roll back repeated trouble"""
+    guard_z: float = 6.0
+    """the z-score (against the run's EMA) of a gradient norm or loss that counts as a spike"""
+    guard_max_skips: int = 3
+    """refused steps in one iteration that call for a rollback"""
+    guard_max_update_ratio: float = 0.5
+    """an update larger than this fraction of the parameter norm calls for a rollback"""
+    guard_max_rollbacks: int = 5
+    """rollbacks before the run stops with exit code 3"""
+    inject_nan_update: int = -1
+    """fault injection for tests: put a NaN into the gradient at this update (-1: never)"""
+    inject_nan_repeat: int = 1
+    """... and at this many updates in a row"""
     eval_episodes: int = 20
     """greedy evaluation episodes at the end of training (0 skips it)"""
     device: str = ""
@@ -110,7 +124,9 @@ CHOICES = {"algo": ALGOS, "optimizer": ("momentum", "sgd", "adam"),
            "lr_schedule": ("cosine", "constant"), "activation": ("tanh", "relu")}
 POSITIVE = ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs")
 NON_NEGATIVE = ("learning_rate", "clip_coef", "ent_coef", "vf_coef", "max_grad_norm",
-                "target_kl", "weight_decay", "lr_min", "eval_episodes", "seed")
+                "target_kl", "weight_decay", "lr_min", "eval_episodes", "seed", "guard_z",
+                "guard_max_skips", "guard_max_update_ratio", "guard_max_rollbacks",
+                "inject_nan_repeat")
 UNIT_INTERVAL = ("gamma", "gae_lambda")
 
 

@@ -1,12 +1,15 @@
-"""Turns the device's per-iteration statistics into TensorBoard scalars.
+"""Turns the device's per-iteration statistics into TensorBoard scalars, and decides what the
+divergence guard does (rlcl/guard.py carries it out on the device).
 
 This module owns every tag name. The standard tags keep Stable-Baselines3's names so that
-existing dashboards and habits carry over (DESIGN.md section 4).
+existing dashboards and habits carry over; ``smooth/*`` and ``diag/*`` are rlcl's own
+(DESIGN.md section 4 says what their values mean).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,23 +32,168 @@ TRAIN_TAGS = {
 EXPLAINED_VARIANCE = "train/explained_variance"
 for _tags in TRAIN_TAGS.values():
     _tags["std"] = "train/std"  # Gaussian heads only: the mean of exp(log_std)
-DIAG_TAGS = {
-    "approx_kl_max": "diag/approx_kl_max",
-    "ratio_max": "diag/ratio_max",
-    "ratio_min": "diag/ratio_min",
-    "grad_norm": "diag/grad_norm_preclip",
-    "grad_norm_max": "diag/grad_norm_preclip_max",
-}
+SMOOTH_TAGS = {k: f"smooth/{k}" for k in (
+    "update_cos", "grad_vel_cos", "vel_grad_ratio", "sign_flip_frac", "update_ratio",
+    "policy_churn", "policy_tv")}
+DIAG_TAGS = {k: f"diag/{k}" for k in (
+    "approx_kl_max", "ratio_max", "ratio_min", "grad_norm_preclip", "grad_norm_preclip_max",
+    "grad_norm_postclip", "grad_norm_z", "loss_z", "value_loss_norm", "entropy_norm",
+    "param_norm", "nonfinite", "lr_scale", "skipped_steps", "rollbacks")}
 EP_REW_MEAN, EP_LEN_MEAN = "rollout/ep_rew_mean", "rollout/ep_len_mean"
 FPS, LEARNING_RATE, ENTROPY_LOSS = "time/fps", "train/learning_rate", "train/entropy_loss"
 EVAL_MEAN = "eval/mean_return"
 EPISODE_WINDOW = 100  # SB3's ep_info_buffer length
 
+# TensorBoard's custom-scalars dashboard: chart title -> tags (regexes allowed)
+LAYOUT = {
+    "Returns": {"episode return": ["Multiline", [EP_REW_MEAN, EVAL_MEAN]],
+                "episode length": ["Multiline", [EP_LEN_MEAN]]},
+    "Losses": {"losses": ["Multiline", [r"train/.*loss"]],
+               "kl and clipping": ["Multiline", ["train/approx_kl", "train/clip_fraction"]]},
+    "Momentum smoothness": {"cosines": ["Multiline", ["smooth/update_cos", "smooth/grad_vel_cos"]],
+                            "ratios": ["Multiline", ["smooth/vel_grad_ratio",
+                                                     "smooth/update_ratio"]],
+                            "flips and churn": ["Multiline", ["smooth/sign_flip_frac",
+                                                              "smooth/policy_churn",
+                                                              "smooth/policy_tv"]]},
+    "Divergence": {"gradient norm": ["Multiline", [r"diag/grad_norm_.*"]],
+                   "z-scores": ["Multiline", ["diag/grad_norm_z", "diag/loss_z"]],
+                   "ratio and kl": ["Multiline", ["diag/ratio_max", "diag/ratio_min",
+                                                  "diag/approx_kl_max"]],
+                   "guard": ["Multiline", ["diag/nonfinite", "diag/lr_scale",
+                                           "diag/skipped_steps", "diag/rollbacks"]]},
+}
+
+
+def _mean_cos(dot, a, b) -> float:
+    ok = (a > 0) & (b > 0)
+    return float(np.mean(dot[ok] / np.sqrt(a[ok] * b[ok]))) if ok.any() else math.nan
+
+
+def smoothness(sums: np.ndarray, n_params: int, momentum: float | None) -> dict:
+    """Smoothness figures from the optimizer kernel's partial sums (optim.cl; one row of 10 per
+    update, groups already added in float64), averaged over the iteration's updates.
+    MOMENTUM is None for Adam, whose velocity (exp_avg) has no (1 - mu) scale."""
+    s = np.asarray(sums, np.float64)
+    with np.errstate(all="ignore"):  # a diverged run has inf and NaN sums: they show as such
+        return _smoothness(s, n_params, momentum)
+
+
+def _smoothness(s: np.ndarray, n_params: int, momentum: float | None) -> dict:
+    out = {
+        "update_cos": _mean_cos(s[:, 0], s[:, 1], s[:, 2]),   # cos(u_t, u_t-1)
+        "grad_vel_cos": _mean_cos(s[:, 3], s[:, 4], s[:, 5]),  # cos(g_t, v_t-1)
+        "sign_flip_frac": float(np.mean(s[:, 7]) / n_params),
+        "update_ratio": float(np.mean(np.sqrt(s[:, 1]) / np.sqrt(np.maximum(s[:, 8], 1e-30)))),
+        "param_norm": float(np.sqrt(s[-1, 8])),
+        "nonfinite_params": float(s[-1, 9]),
+    }
+    if momentum:  # (1 - mu) ||v|| / ||g||: 1 for a constant gradient (v -> g / (1 - mu))
+        ok = s[:, 4] > 0
+        ratio = (1 - momentum) * np.sqrt(s[ok, 6] / s[ok, 4])
+        out["vel_grad_ratio"] = float(np.mean(ratio)) if ok.any() else math.nan
+    return out
+
+
+class Ema:
+    """Exponential moving mean and variance, for z-scores against a run's own history.
+
+    With ``log=True`` it tracks log(x): gradient norms drift and jump multiplicatively (they
+    follow the scale of the returns), so a spike is a ratio, and the std floor is 0.5 in log
+    units: at z = 6 a gradient norm must be about 20x its running level to count.
+    """
+
+    def __init__(self, beta: float = 0.9, log: bool = False):
+        self.beta, self.mean, self.var, self.count, self.log = beta, 0.0, 0.0, 0, log
+
+    WARMUP = 10  # observations before z-scores count: early training moves fast
+
+    def _scale(self) -> float:
+        # RL statistics are heavy-tailed: a std floor keeps ordinary jumps (a value loss that
+        # doubles as episodes lengthen) from reading as spikes
+        floor = 0.5 if self.log else 0.25 * abs(self.mean)
+        return math.sqrt(self.var + 1e-12 + floor**2)
+
+    def _x(self, x: float) -> float:
+        return math.log(max(x, 1e-30)) if self.log else x
+
+    def z(self, x: float) -> float:
+        if not math.isfinite(x):
+            return math.inf
+        return 0.0 if self.count < self.WARMUP else (self._x(x) - self.mean) / self._scale()
+
+    def update(self, x: float) -> None:
+        if not math.isfinite(x):
+            return
+        x = self._x(x)
+        if self.count == 0:
+            self.mean = x
+        delta = x - self.mean
+        self.mean += (1 - self.beta) * delta
+        self.var = self.beta * (self.var + (1 - self.beta) * delta * delta)
+        self.count += 1
+
+    def upper(self, z: float) -> float:
+        """The value whose z-score is Z (+inf until there is a history)."""
+        if self.count < self.WARMUP:
+            return math.inf
+        level = self.mean + z * self._scale()
+        return math.exp(min(level, 700.0)) if self.log else level
+
+
+@dataclass
+class Verdict:
+    """What the guard should do after an iteration, and why."""
+
+    action: str  # "ok", "skipped" (bad steps were refused) or "rollback"
+    reason: str = ""
+    value: float = 0.0
+
+
+@dataclass
+class DivergenceMonitor:
+    """z-scores of the gradient norm and the loss against their EMA, and the guard's rules.
+
+    Per step (on the device): a gradient norm past ``skip_threshold()`` or NaN is refused.
+    Per iteration (here): non-finite parameters or loss, ``max_skips`` or more refused steps,
+    or an update larger than ``max_update_ratio`` times the parameters call for a rollback.
+    The loss z-score is reported, not acted on: a loss may jump for good reasons.
+    """
+
+    z: float = 6.0
+    max_skips: int = 3
+    max_update_ratio: float = 0.5
+    grad_ema: Ema = field(default_factory=lambda: Ema(log=True))
+    loss_ema: Ema = field(default_factory=Ema)
+
+    def skip_threshold(self) -> float:
+        return self.grad_ema.upper(self.z)
+
+    def observe(self, stats: dict) -> tuple[dict, Verdict]:
+        """Divergence figures for STATS (agents/ppo.py _summarise) and the verdict."""
+        figures = {"grad_norm_z": self.grad_ema.z(stats["grad_norm_preclip_max"]),
+                   "loss_z": self.loss_ema.z(stats["loss"])}
+        verdict = Verdict("ok")
+        if stats["nonfinite_params"] > 0:
+            verdict = Verdict("rollback", "nonfinite_params", stats["nonfinite_params"])
+        elif stats["skipped_steps"] >= self.max_skips:
+            verdict = Verdict("rollback", "skipped_steps", stats["skipped_steps"])
+        elif not math.isfinite(stats["loss"]):
+            verdict = Verdict("rollback", "loss", stats["loss"])
+        elif stats["update_ratio"] > self.max_update_ratio:
+            verdict = Verdict("rollback", "update_ratio", stats["update_ratio"])
+        elif stats["skipped_steps"] > 0:
+            verdict = Verdict("skipped", "grad_norm", stats["grad_norm_preclip_max"])
+        if verdict.action == "ok":  # only healthy iterations shape the baseline
+            self.grad_ema.update(stats["grad_norm_preclip_max"])
+            self.loss_ema.update(stats["loss"])
+        return figures, verdict
+
 
 def iteration_scalars(algo: str, stats: dict, lr: float, fps: float,
                       recent: list[tuple[float, int]]) -> dict:
     """Every scalar logged at the end of an iteration, keyed by tag."""
-    tags = {**TRAIN_TAGS[algo], **DIAG_TAGS}
+    tags = {**TRAIN_TAGS[algo], **SMOOTH_TAGS, **DIAG_TAGS}
     out = {tag: stats[key] for key, tag in tags.items() if key in stats}
     out[ENTROPY_LOSS] = -stats["entropy"]  # SB3 logs the entropy loss, i.e. -H
     out[LEARNING_RATE] = lr
@@ -57,3 +205,22 @@ def iteration_scalars(algo: str, stats: dict, lr: float, fps: float,
     # explained variance is undefined (NaN) for constant returns: skip it rather than log NaN
     return {tag: float(v) for tag, v in out.items()
             if not (tag == EXPLAINED_VARIANCE and math.isnan(v))}
+
+
+# Where a divergence signal counts as crossed, for `python -m rlcl.diagnose` (tag: (op, level)).
+# The smoothness bounds follow DESIGN.md section 4: under pure noise update_cos ~ mu, so a
+# negative value means the updates zig-zag.
+THRESHOLDS = {
+    "diag/nonfinite": (">", 0.0),
+    "diag/skipped_steps": (">", 0.0),
+    "diag/rollbacks": (">", 0.0),
+    "diag/grad_norm_z": (">", 6.0),
+    "diag/loss_z": (">", 6.0),
+    "diag/approx_kl_max": (">", 0.5),
+    "diag/ratio_max": (">", 3.0),
+    "diag/ratio_min": ("<", 0.33),
+    "diag/value_loss_norm": (">", 2.0),
+    "diag/entropy_norm": ("<", 0.05),
+    "smooth/update_cos": ("<", 0.0),
+    "smooth/update_ratio": (">", 0.1),
+}

@@ -7,12 +7,18 @@ the hyperparameters as a text table, ``episodes.csv`` and whatever train.py writ
 from __future__ import annotations
 
 import csv
+import logging
 import sys
 import time
 from pathlib import Path
 
 from tensorboardX import SummaryWriter
 from tensorboardX.summary import hparams as hparams_summaries
+
+from rlcl.diagnostics import LAYOUT
+
+# diag/* values are non-finite on purpose while a run diverges: no warning for each one
+logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
 
 FLUSH_SECS = 10
 PLAIN_EVERY_SECS = 10.0  # off a terminal, one status line this often
@@ -24,6 +30,7 @@ class RunLogger:
         self.writer = SummaryWriter(str(run_dir), flush_secs=FLUSH_SECS)
         rows = "\n".join(f"|{k}|{v}|" for k, v in hparams.items())
         self.writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{rows}")
+        self.writer.add_custom_scalars(LAYOUT)
         self._episodes_file = open(run_dir / "episodes.csv", "w", newline="")
         self._episodes = csv.writer(self._episodes_file)
         self._episodes.writerow(["global_step", "time_s", "return", "length"])

@@ -176,6 +176,16 @@ def column_sum(x) -> np.ndarray:
     return np.asarray(x, np.float64).sum(axis=0)
 
 
+def policy_churn(old_logits, new_logits) -> tuple[float, float]:
+    """(fraction of rows whose first argmax changed, mean total variation distance)."""
+    def softmax(z):
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    old, new = np.asarray(old_logits, np.float64), np.asarray(new_logits, np.float64)
+    changed = np.mean(old.argmax(axis=1) != new.argmax(axis=1))
+    return float(changed), float(np.mean(0.5 * np.abs(softmax(old) - softmax(new)).sum(axis=1)))
+
+
 # -- loss.cl --------------------------------------------------------------------------------
 def _policy_term(lp, old_logp, advantages, clip_coef, norm_adv, pg_mode):
     """(d pg / d lp per sample, [mean pg, mean kl, clip fraction, max kl, max/min ratio])."""

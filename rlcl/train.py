@@ -24,6 +24,7 @@ from rlcl.diagnostics import EVAL_MEAN, iteration_scalars
 from rlcl.envs import ALIASES, check_spaces, make_vec_env, normalization_state, resolve_env
 from rlcl.errors import ConfigError, RlclError
 from rlcl.eval import evaluate_policy
+from rlcl.guard import Guard
 from rlcl.logger import RunLogger
 from rlcl.optim import SGD, Adam, Momentum
 from rlcl.optim.lr_scheduler import ConstantLR, CosineAnnealingLR
@@ -73,8 +74,7 @@ def train(cfg: Config) -> Result:
     obs_dim = check_spaces(envs, cfg.env_id)
     num_updates = cfg.update_epochs * cfg.num_minibatches
     policy = ActorCritic(device, obs_dim, envs.single_action_space, list(cfg.hidden_sizes),
-                         cfg.activation,
-                         cfg.seed, max_batch=max(cfg.minibatch_size, cfg.num_envs),
+                         cfg.activation, cfg.seed, max_batch=max(cfg.batch_size, cfg.num_envs),
                          norm_slots=num_updates)
     optimizer = make_optimizer(cfg, policy.flat)
     scheduler = make_scheduler(cfg, optimizer)
@@ -89,11 +89,54 @@ def train(cfg: Config) -> Result:
     total = cfg.num_iterations * cfg.batch_size
     log = RunLogger(run_dir, cfg.to_dict(), total, cfg.progress)
     result = Result(run_dir)
+    meta = {"config": cfg.to_dict(), "obs_dim": obs_dim, "act_dim": policy.act_dim,
+            "n_params": policy.flat.n}
+    guard = Guard(cfg, run_dir, policy, optimizer, scheduler, rng, meta)
 
     def on_episode(step: int, ret: float, length: int) -> None:
         result.episodes.append((step, ret, length))
         log.episode(step, ret, length)
 
+    try:
+        global_step, wall = _loop(cfg, envs, policy, rollout, agent, scheduler, guard, rng, log,
+                                  result, on_episode)
+    except BaseException:  # a diverged or interrupted run still leaves readable logs
+        log.end_progress()
+        log.close()
+        envs.close()
+        raise
+    log.end_progress()
+    norm_state = normalization_state(envs)
+    envs.close()
+
+    params = policy.flat.numpy()
+    save_checkpoint(run_dir / "checkpoints" / "final.npz", params=params,
+                    optimizer_state=optimizer.state_dict(),
+                    scheduler_state=scheduler.state_dict(),
+                    meta={**meta, "iteration": cfg.num_iterations, "global_step": global_step,
+                          "normalization": norm_state})
+    returns = evaluate_policy(policy, cfg.env_id, cfg.eval_episodes, cfg.seed, norm_state)
+    summary = {
+        "algo": cfg.algo, "env_id": cfg.env_id, "seed": cfg.seed, "total_timesteps": global_step,
+        "wall_seconds": round(wall, 3), "fps": round(global_step / wall, 1),
+        "eval_mean_return": float(returns.mean()) if returns.size else None,
+        "eval_std_return": float(returns.std()) if returns.size else None,
+        "eval_episodes": int(returns.size), "device": device.fingerprint["device"],
+        "fingerprint": device.fingerprint, "train_episodes": len(result.episodes),
+        "rollbacks": guard.rollbacks,
+    }
+    if returns.size:
+        log.scalars({EVAL_MEAN: summary["eval_mean_return"]}, global_step)
+    log.hparams(cfg.to_dict(), {"hparam/eval_mean_return": summary["eval_mean_return"] or 0.0,
+                                "hparam/fps": summary["fps"]})
+    log.close()
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    result.summary, result.final_params = summary, params
+    return result
+
+
+def _loop(cfg, envs, policy, rollout, agent, scheduler, guard, rng, log, result, on_episode):
+    """The iterations: ROLLOUT, ADVANTAGE, UPDATE, LOG. Returns (global_step, wall seconds)."""
     global_step = 0
     obs, _ = envs.reset(seed=cfg.seed)
     start = time.perf_counter()
@@ -105,43 +148,16 @@ def train(cfg: Config) -> Result:
         rollout.compute_gae(cfg.gamma, cfg.gae_lambda)
         # UPDATE
         lr = scheduler.get_last_lr()[0]
+        guard.before_iteration()
         stats = agent.update(rng)
         scheduler.step()
+        stats.update(guard.after_iteration(stats, iteration, global_step))
         # LOG
         sps = global_step / (time.perf_counter() - start)
         recent = [(r, l) for _, r, l in result.episodes[-100:]]
         log.scalars(iteration_scalars(cfg.algo, stats, lr, sps, recent), global_step)
         log.progress(global_step, sps, float(np.mean([r for r, _ in recent[-20:]])) if recent else None)
-    wall = time.perf_counter() - start
-    log.end_progress()
-    norm_state = normalization_state(envs)
-    envs.close()
-
-    params = policy.flat.numpy()
-    save_checkpoint(run_dir / "checkpoints" / "final.npz", params=params,
-                    optimizer_state=optimizer.state_dict(),
-                    scheduler_state=scheduler.state_dict(),
-                    meta={"config": cfg.to_dict(), "iteration": cfg.num_iterations,
-                          "global_step": global_step, "obs_dim": obs_dim,
-                          "act_dim": policy.act_dim, "n_params": policy.flat.n,
-                          "normalization": norm_state})
-    returns = evaluate_policy(policy, cfg.env_id, cfg.eval_episodes, cfg.seed, norm_state)
-    summary = {
-        "algo": cfg.algo, "env_id": cfg.env_id, "seed": cfg.seed, "total_timesteps": global_step,
-        "wall_seconds": round(wall, 3), "fps": round(global_step / wall, 1),
-        "eval_mean_return": float(returns.mean()) if returns.size else None,
-        "eval_std_return": float(returns.std()) if returns.size else None,
-        "eval_episodes": int(returns.size), "device": device.fingerprint["device"],
-        "fingerprint": device.fingerprint, "train_episodes": len(result.episodes),
-    }
-    if returns.size:
-        log.scalars({EVAL_MEAN: summary["eval_mean_return"]}, global_step)
-    log.hparams(cfg.to_dict(), {"hparam/eval_mean_return": summary["eval_mean_return"] or 0.0,
-                                "hparam/fps": summary["fps"]})
-    log.close()
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    result.summary, result.final_params = summary, params
-    return result
+    return global_step, time.perf_counter() - start
 
 
 def to_toml(values: dict) -> str:

@@ -10,7 +10,7 @@ import tomllib
 import numpy as np
 import pytest
 
-from helpers import read_scalars
+from rlcl.diagnose import read_scalars
 from rlcl.checkpoint import load_checkpoint
 from rlcl.config import build_config, packaged_config, read_toml
 from rlcl.errors import ConfigError

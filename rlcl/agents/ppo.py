@@ -9,10 +9,14 @@ once per iteration (or once per epoch when target_kl needs them).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyopencl as cl
 
 from rlcl.config import Config
+from rlcl.diagnostics import smoothness
+from rlcl.nn import SMOOTH_STATS
 from rlcl.optim import clip_grad_norm_
 from rlcl.policy import ActorCritic
 from rlcl.rollout import Rollout
@@ -32,7 +36,15 @@ class PPO:
         m = cfg.minibatch_size
         self.num_updates = cfg.update_epochs * cfg.num_minibatches
         self.stats = dev.zeros(self.num_updates * NUM_LOSS_STATS)
-        self.batch_stats = dev.zeros(2)  # explained variance, Var(returns)
+        self.batch_stats = dev.zeros(4)  # explained variance, Var(returns), churn, TV
+        # logits on the whole rollout before and after the update, for smooth/policy_churn
+        B = cfg.batch_size
+        self.churn = not policy.continuous
+        self.old_outputs = dev.empty(B * policy.n_outputs) if self.churn else None
+        self.momentum = None if cfg.optimizer == "adam" else cfg.momentum
+        self.total_updates = 0  # over the run, for fault injection
+        first = cfg.inject_nan_update
+        self.inject_at = range(first, first + cfg.inject_nan_repeat) if first >= 0 else range(0)
         L = 1 << (min(256, dev.device.max_work_group_size).bit_length() - 1)
         self.reduce_size = L
         self.scratch = cl.LocalMemory(4 * L)
@@ -44,6 +56,8 @@ class PPO:
         ro.upload_indices(self.minibatch_order(rng))
         dev.launch("explained_variance", (L,), (L,), self.batch_stats, 0, ro.values,
                    ro.returns, B, self.scratch)
+        if self.churn:
+            self._rollout_outputs(self.old_outputs)
         done = 0
         for epoch in range(cfg.update_epochs):
             for k in range(cfg.num_minibatches):
@@ -53,12 +67,29 @@ class PPO:
                             ro.mb_val, M, cfg.clip_coef, cfg.clip_vloss, cfg.ent_coef,
                             cfg.vf_coef, cfg.norm_adv, self.PG_MODE, L)
                 policy.backward(M)
+                if self.total_updates in self.inject_at:  # issue 4: prove the guard works
+                    cl.enqueue_copy(dev.queue, policy.flat.grads, np.float32([np.nan]))
+                self.total_updates += 1
                 clip_grad_norm_(policy.flat, cfg.max_grad_norm, slot=done)
                 self.optimizer.step()
                 done += 1
             if cfg.target_kl > 0 and self._epoch_kl(done) > cfg.target_kl:
                 break  # CleanRL's early stop: checked after each full epoch
+        if self.churn:
+            self._rollout_outputs(None)
+            dev.launch("policy_churn", (L,), (L,), self.batch_stats, 2, self.old_outputs,
+                       policy.outputs, B, policy.n_outputs, self.scratch)
         return self._summarise(done)
+
+    def _rollout_outputs(self, copy_to) -> None:
+        """Actor outputs on all rollout states (policy.outputs), copied to COPY_TO if given."""
+        dev, policy, B = self.device, self.policy, self.cfg.batch_size
+        cl.enqueue_copy(dev.queue, policy.obs_buffer, self.rollout.obs,
+                        byte_count=4 * B * policy.obs_dim)
+        policy.evaluate(B)
+        if copy_to is not None:
+            cl.enqueue_copy(dev.queue, copy_to, policy.outputs,
+                            byte_count=4 * B * policy.n_outputs)
 
     def minibatch_order(self, rng: np.random.Generator) -> np.ndarray:
         """A fresh permutation of the batch per epoch, from the seeded host RNG."""
@@ -71,19 +102,34 @@ class PPO:
         return float(rows.reshape(n, NUM_LOSS_STATS)[:, 3].mean())
 
     def _summarise(self, done: int) -> dict:
-        """Means over all minibatches of the iteration (not the last one), in float64."""
-        rows = self.device.read(self.stats, done * NUM_LOSS_STATS).reshape(done, NUM_LOSS_STATS)
+        """Means over all minibatches of the iteration (not the last one), in float64, plus the
+        smoothness and divergence figures (rlcl/diagnostics.py)."""
+        dev, flat, c = self.device, self.policy.flat, self.cfg
+        rows = dev.read(self.stats, done * NUM_LOSS_STATS).reshape(done, NUM_LOSS_STATS)
         rows = rows.astype(np.float64)
-        norms = self.device.read(self.policy.flat.norms, done).astype(np.float64)
-        ev, var_returns = self.device.read(self.batch_stats, 2).astype(np.float64)
+        norms = dev.read(flat.norms, done).astype(np.float64)
+        sums = dev.read(flat.partials, done * flat.step_groups * SMOOTH_STATS)
+        sums = sums.reshape(done, flat.step_groups, SMOOTH_STATS).astype(np.float64).sum(axis=1)
+        ev, var_returns, churn, tv = dev.read(self.batch_stats, 4).astype(np.float64)
         out = {name: float(rows[:, k].mean()) for k, name in enumerate(LOSS_STATS[:5])}
+        skip_above = self.optimizer.skip_above
+        skipped = int(np.sum(~(norms <= skip_above))) if skip_above is not None else 0
+        postclip = np.minimum(norms, c.max_grad_norm) if c.max_grad_norm > 0 else norms
         out.update(approx_kl_max=float(rows[:, 5].max()), ratio_max=float(rows[:, 6].max()),
-                   ratio_min=float(rows[:, 7].min()), grad_norm=float(norms.mean()),
-                   grad_norm_max=float(norms.max()), explained_variance=float(ev),
-                   var_returns=float(var_returns), updates=done)
+                   ratio_min=float(rows[:, 7].min()), grad_norm_preclip=float(norms.mean()),
+                   grad_norm_preclip_max=float(norms.max()),
+                   grad_norm_postclip=float(postclip.mean()), explained_variance=float(ev),
+                   var_returns=float(var_returns), updates=done, skipped_steps=skipped)
+        out.update(smoothness(sums, flat.n, self.momentum))
+        out["loss"] = out["policy_loss"] - c.ent_coef * out["entropy"] + c.vf_coef * out["value_loss"]
+        out["value_loss_norm"] = out["value_loss"] / var_returns if var_returns > 0 else math.nan
+        out["nonfinite"] = float(np.sum(~np.isfinite(rows)) + np.sum(~np.isfinite(norms))
+                                 + out["nonfinite_params"])
+        if self.churn:
+            out.update(policy_churn=float(churn), policy_tv=float(tv))
+            if self.policy.n_outputs > 1:  # H / ln|A|: 1 for a uniform policy
+                out["entropy_norm"] = out["entropy"] / math.log(self.policy.n_outputs)
         std = self.policy.std()
         if std is not None:
             out["std"] = float(std.mean())
-        c = self.cfg
-        out["loss"] = out["policy_loss"] - c.ent_coef * out["entropy"] + c.vf_coef * out["value_loss"]
         return out

@@ -52,3 +52,41 @@ __kernel void policy_act(__global int *actions, __global float *logp, __global f
     __local float *v = mlp_forward_local(x, params, layers, n_actor, n_critic, act, ha, hb);
     if (get_local_id(0) == 0) values[out_off + n] = v[0];
 }
+
+/* policy_churn (issue 4): how much an update changed a Categorical policy on the rollout's
+ * states. old and new hold B x A logits from before and after the update:
+ *   out[slot]     = fraction of rows whose greedy action (first argmax) changed
+ *   out[slot + 1] = mean over rows of the total variation 0.5 * sum_j |p_old,j - p_new,j|
+ * ONE work-group of L work-items (L a power of two), fixed-order sums; scratch L floats.
+ * Reference: rlcl/reference.py policy_churn.
+ */
+inline int first_argmax(__global const float *z, int A)
+{
+    int best = 0;
+    for (int j = 1; j < A; j++) if (z[j] > z[best]) best = j;
+    return best;
+}
+
+__kernel void policy_churn(__global float *out, int slot, __global const float *old,
+                           __global const float *new, int B, int A, __local float *scratch)
+{
+    const int lid = get_local_id(0), L = get_local_size(0);
+    float changed = 0.0f, tv = 0.0f;
+    for (int b = lid; b < B; b += L) {
+        __global const float *zo = old + b * A, *zn = new + b * A;
+        changed += first_argmax(zo, A) != first_argmax(zn, A) ? 1.0f : 0.0f;
+        float mo = zo[0], mn = zn[0];
+        for (int j = 1; j < A; j++) { mo = fmax(mo, zo[j]); mn = fmax(mn, zn[j]); }
+        float so = 0.0f, sn = 0.0f;
+        for (int j = 0; j < A; j++) { so += exp(zo[j] - mo); sn += exp(zn[j] - mn); }
+        float d = 0.0f;
+        for (int j = 0; j < A; j++) d += fabs(exp(zo[j] - mo) / so - exp(zn[j] - mn) / sn);
+        tv += 0.5f * d;
+    }
+    const float total_changed = group_sum(changed, scratch);
+    const float total_tv = group_sum(tv, scratch);
+    if (lid == 0) {
+        out[slot] = total_changed / B;
+        out[slot + 1] = total_tv / B;
+    }
+}

@@ -1,0 +1,143 @@
+"""The divergence guard (issue 4), carried out on the device; rlcl/diagnostics.py decides.
+
+Per step, the optimizer kernel refuses a step whose gradient norm is NaN or past the z-score
+threshold (``optimizer.skip_above``). After each iteration the guard asks the
+:class:`DivergenceMonitor` for a verdict:
+
+* ok: the iteration becomes the last good snapshot (device copies of the parameters and every
+  optimizer buffer, plus the scheduler position and the minibatch RNG state);
+* skipped: bad steps were refused and nothing else looks wrong: go on, no new snapshot;
+* rollback: restore the last good snapshot, halve the scheduler's ``lr_scale`` and go on; past
+  ``guard_max_rollbacks`` the run stops with :class:`DivergenceError` (exit code 3) after
+  writing the last good state to ``checkpoints/last_good.npz``.
+
+Every event goes to ``divergence.json`` in the run folder: the first bad quantity, its value,
+the update and global step, and what the guard did.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pyopencl as cl
+
+from rlcl.checkpoint import save_checkpoint
+from rlcl.diagnostics import DivergenceMonitor
+from rlcl.errors import RlclError
+
+
+class DivergenceError(RlclError):
+    """Training diverged and the guard could not recover."""
+
+    exit_code = 3
+
+
+class Guard:
+    def __init__(self, cfg, run_dir: Path, policy, optimizer, scheduler, rng, meta: dict):
+        self.cfg, self.run_dir, self.meta = cfg, run_dir, meta
+        self.policy, self.optimizer, self.scheduler, self.rng = policy, optimizer, scheduler, rng
+        self.monitor = DivergenceMonitor(cfg.guard_z, cfg.guard_max_skips,
+                                         cfg.guard_max_update_ratio)
+        self.rollbacks, self.events = 0, []
+        self.snapshot: dict | None = None
+        self.take_snapshot(iteration=0, global_step=0)
+
+    def before_iteration(self) -> None:
+        self.optimizer.skip_above = self.monitor.skip_threshold() if self.cfg.guard else None
+
+    def after_iteration(self, stats: dict, iteration: int, global_step: int) -> dict:
+        """Act on the iteration's STATS; return the guard's own figures for the log."""
+        figures, verdict = self.monitor.observe(stats)
+        if not self.cfg.guard:
+            return {**figures, "lr_scale": self.scheduler.lr_scale, "rollbacks": 0}
+        if verdict.action == "ok":
+            self.take_snapshot(iteration + 1, global_step)
+        else:
+            action = "skipped the bad steps"
+            if verdict.action == "rollback":
+                self.rollbacks += 1
+                halved = self.scheduler.lr_scale * 0.5  # cumulative: the snapshot holds the old
+                self.restore()
+                self.scheduler.lr_scale = halved
+                action = (f"rolled back to iteration {self.snapshot['iteration']} and halved "
+                          f"lr_scale to {self.scheduler.lr_scale:g}")
+            self.events.append({"quantity": verdict.reason, "value": _json_float(verdict.value),
+                                "iteration": iteration, "updates": stats["updates"],
+                                "global_step": global_step, "action": action})
+            self.write_report()
+            if self.rollbacks > self.cfg.guard_max_rollbacks:
+                self.save_last_good()
+                raise DivergenceError(
+                    f"training diverged ({verdict.reason} = {verdict.value:.3g} at step "
+                    f"{global_step}) and {self.cfg.guard_max_rollbacks} rollbacks did not help; "
+                    f"see {self.run_dir / 'divergence.json'}; the last good state is in "
+                    f"{self.run_dir / 'checkpoints' / 'last_good.npz'}: lower learning_rate")
+        return {**figures, "lr_scale": self.scheduler.lr_scale, "rollbacks": self.rollbacks}
+
+    # -- snapshots ----------------------------------------------------------------------------
+    def _buffers(self) -> dict:
+        """Every device buffer a rollback must restore, by name."""
+        out = {"params": self.policy.flat.params}
+        for i, state in enumerate(self.optimizer.state.values()):
+            out.update({f"{i}/{k}": v for k, v in state.items() if isinstance(v, cl.Buffer)})
+        return out
+
+    def take_snapshot(self, iteration: int, global_step: int) -> None:
+        dev, n = self.policy.device, self.policy.flat.n
+        old = self.snapshot["copies"] if self.snapshot else {}
+        copies = {}
+        for name, buf in self._buffers().items():
+            copies[name] = old[name] if name in old else dev.empty(n)
+            cl.enqueue_copy(dev.queue, copies[name], buf, byte_count=4 * n)
+        self.snapshot = {
+            "copies": copies, "iteration": iteration, "global_step": global_step,
+            "scalars": copy.deepcopy([{k: v for k, v in s.items() if not isinstance(v, cl.Buffer)}
+                                      for s in self.optimizer.state.values()]),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": copy.deepcopy(self.rng.bit_generator.state)}
+
+    def restore(self) -> None:
+        dev, n, snap = self.policy.device, self.policy.flat.n, self.snapshot
+        # State created after the snapshot (e.g. a velocity allocated by the first step) goes,
+        # so the optimizer starts it afresh exactly as it did then.
+        for i, state in enumerate(self.optimizer.state.values()):
+            scalars = snap["scalars"][i] if i < len(snap["scalars"]) else {}
+            for key in list(state):
+                if f"{i}/{key}" not in snap["copies"] and key not in scalars:
+                    del state[key]
+            state.update(copy.deepcopy(scalars))
+        for name, buf in self._buffers().items():
+            cl.enqueue_copy(dev.queue, buf, snap["copies"][name], byte_count=4 * n)
+        self.scheduler.load_state_dict(snap["scheduler"])
+        self.rng.bit_generator.state = copy.deepcopy(snap["rng"])
+
+    def save_last_good(self) -> None:
+        dev, n, snap = self.policy.device, self.policy.flat.n, self.snapshot
+        state = {}
+        for name, buf in snap["copies"].items():
+            if name != "params":
+                index, key = name.split("/", 1)
+                state.setdefault(int(index), {})[key] = dev.read(buf, n)
+        for i, scalars in enumerate(snap["scalars"]):
+            state.setdefault(i, {}).update(scalars)
+        opt_state = {"state": state, "param_groups": self.optimizer.state_dict()["param_groups"]}
+        save_checkpoint(self.run_dir / "checkpoints" / "last_good.npz",
+                        params=dev.read(snap["copies"]["params"], n), optimizer_state=opt_state,
+                        scheduler_state=snap["scheduler"],
+                        meta={**self.meta, "iteration": snap["iteration"],
+                              "global_step": snap["global_step"]})
+
+    def write_report(self) -> None:
+        first = self.events[0]
+        report = {"first_bad_quantity": first["quantity"], "value": first["value"],
+                  "iteration": first["iteration"], "global_step": first["global_step"],
+                  "rollbacks": self.rollbacks, "lr_scale": self.scheduler.lr_scale,
+                  "events": self.events}
+        (self.run_dir / "divergence.json").write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _json_float(x: float):
+    return float(x) if np.isfinite(x) else str(x)

@@ -1,0 +1,228 @@
+"""Issue 4: smoothness figures from the optimizer kernel, policy churn, divergence figures,
+the guard, and `python -m rlcl.diagnose`.
+
+Tolerances: smoothness figures come from float32 partial sums added in float64; against a
+float64 numpy computation over a few hundred coordinates they agree to 1e-5 relative.
+"""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pyopencl as cl
+import pytest
+
+from rlcl import reference as ref
+from rlcl.checkpoint import load_checkpoint
+from rlcl.config import build_config, packaged_config, read_toml
+from rlcl.diagnose import read_scalars, report
+from rlcl.diagnostics import DIAG_TAGS, LAYOUT, SMOOTH_TAGS, DivergenceMonitor, Ema, smoothness
+from rlcl.nn import SMOOTH_STATS, FlatParams
+from rlcl.optim import Adam, Momentum
+from rlcl.train import train
+
+N = 300  # coordinates: two work-groups of 256
+
+
+def step_and_sums(device, opt, flat, grads):
+    """Run one optimizer step per gradient; return the per-step partial sums (float64)."""
+    rows = []
+    for g in grads:
+        device.write(flat.grads, np.asarray(g, np.float32))
+        opt.step()
+        part = device.read(flat.partials, flat.step_groups * SMOOTH_STATS)
+        rows.append(part.reshape(flat.step_groups, SMOOTH_STATS).astype(np.float64).sum(0))
+    return np.array(rows)
+
+
+def numpy_figures(thetas, grads, mu):
+    """The same figures from the parameter trajectory (heavy ball: u_t = theta_t+1 - theta_t,
+    v_t = -u_t / lr), in float64, averaged over steps 1.. as diagnostics.smoothness does."""
+    u = np.diff(thetas, axis=0)
+    cos = lambda a, b: (a @ b) / np.sqrt((a @ a) * (b @ b))
+    vel = [np.zeros_like(u[0])] + [-x / 0.01 for x in u]
+    return {
+        "update_cos": np.mean([cos(u[t], u[t - 1]) for t in range(1, len(u))]),
+        "grad_vel_cos": np.mean([cos(grads[t], vel[t]) for t in range(1, len(u))]),
+        "vel_grad_ratio": np.mean([(1 - mu) * np.linalg.norm(vel[t + 1]) / np.linalg.norm(grads[t])
+                                   for t in range(len(u))]),
+        "sign_flip_frac": np.mean([np.sum(u[t] * (u[t - 1] if t else 0) < 0) / u.shape[1]
+                                   for t in range(len(u))]),
+        "update_ratio": np.mean([np.linalg.norm(u[t]) / np.linalg.norm(thetas[t])
+                                 for t in range(len(u))]),
+    }
+
+
+def test_smoothness_matches_numpy_over_steps(device, rng):
+    flat = FlatParams(device, rng.standard_normal(N))
+    opt = Momentum(flat, lr=0.01, momentum=0.9)
+    grads = [rng.standard_normal(N) + 0.5 for _ in range(6)]
+    thetas = [flat.numpy().astype(np.float64)]
+    rows = []
+    for g in grads:
+        rows.append(step_and_sums(device, opt, flat, [g])[0])
+        thetas.append(flat.numpy().astype(np.float64))
+    got = smoothness(np.array(rows), N, 0.9)
+    want = numpy_figures(np.array(thetas), np.array(grads), 0.9)
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+    assert got["param_norm"] == pytest.approx(np.linalg.norm(thetas[-2]), rel=1e-5)
+
+
+def test_constant_gradient_cos_and_ratio_tend_to_one(device, rng):
+    flat = FlatParams(device, rng.standard_normal(N))
+    opt = Momentum(flat, lr=1e-4, momentum=0.9)
+    g = rng.standard_normal(N)
+    rows = step_and_sums(device, opt, flat, [g] * 120)
+    late = smoothness(rows[-20:], N, 0.9)
+    assert late["update_cos"] == pytest.approx(1.0, abs=1e-6)
+    assert late["grad_vel_cos"] == pytest.approx(1.0, abs=1e-6)
+    assert late["vel_grad_ratio"] == pytest.approx(1.0, abs=1e-4)  # v -> g / (1 - mu)
+    assert late["sign_flip_frac"] == 0.0
+
+
+def test_alternating_gradient_cos_tends_to_minus_one(device, rng):
+    flat = FlatParams(device, rng.standard_normal(N))
+    opt = Momentum(flat, lr=1e-4, momentum=0.9)
+    g = rng.standard_normal(N)
+    rows = step_and_sums(device, opt, flat, [g if t % 2 == 0 else -g for t in range(100)])
+    late = smoothness(rows[-20:], N, 0.9)
+    assert late["update_cos"] == pytest.approx(-1.0, abs=1e-6)
+    assert late["sign_flip_frac"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("mu", [0.5, 0.9])
+def test_pure_noise_cos_is_mu_and_flips_arccos_over_pi(device, rng, mu):
+    n = 4096
+    flat = FlatParams(device, rng.standard_normal(n))
+    opt = Momentum(flat, lr=1e-5, momentum=mu)
+    rows = step_and_sums(device, opt, flat, [rng.standard_normal(n) for _ in range(150)])
+    late = smoothness(rows[60:], n, mu)  # after the velocity reached its stationary spread
+    assert late["update_cos"] == pytest.approx(mu, abs=0.02)
+    assert late["sign_flip_frac"] == pytest.approx(math.acos(mu) / math.pi, abs=0.02)
+    assert late["grad_vel_cos"] == pytest.approx(0.0, abs=0.03)  # fresh noise vs the past
+
+
+def test_adam_reports_the_figures_that_make_sense(device, rng):
+    flat = FlatParams(device, rng.standard_normal(N))
+    rows = step_and_sums(device, Adam(flat, lr=1e-3), flat, [rng.standard_normal(N) + 1.0
+                                                                for _ in range(5)])
+    figures = smoothness(rows, N, None)
+    assert "vel_grad_ratio" not in figures
+    assert all(math.isfinite(figures[k]) for k in ("update_cos", "grad_vel_cos", "update_ratio"))
+
+
+def test_policy_churn_kernel_matches_twin(device, rng):
+    B, A, L = 129, 3, 64
+    old = rng.standard_normal((B, A)).astype(np.float32)
+    new = (old + rng.normal(0, 0.5, (B, A))).astype(np.float32)
+    out = device.upload(np.full(4, -7.0, np.float32))
+    device.launch("policy_churn", (L,), (L,), out, 2, device.upload(old), device.upload(new),
+                  B, A, cl.LocalMemory(4 * L))
+    got = device.read(out, 4)
+    want = ref.policy_churn(old, new)
+    assert got[0] == -7.0 and got[1] == -7.0  # only its slot is written
+    assert got[2] == pytest.approx(want[0], abs=1e-6)
+    assert got[3] == pytest.approx(want[1], rel=1e-5)
+
+
+def test_ema_and_verdicts():
+    ema = Ema(log=True)
+    for _ in range(12):
+        ema.update(2.0)
+    assert ema.upper(6.0) == pytest.approx(2.0 * math.exp(3.0))  # 6 z at a 0.5 log-std floor
+    monitor = DivergenceMonitor(z=6.0, max_skips=3, max_update_ratio=0.5)
+    healthy = dict(grad_norm_preclip_max=1.0, loss=1.0, nonfinite_params=0, skipped_steps=0,
+                   update_ratio=0.01)
+    assert monitor.observe(healthy)[1].action == "ok"
+    assert monitor.observe({**healthy, "skipped_steps": 1})[1].action == "skipped"
+    for bad, reason in [({"skipped_steps": 3}, "skipped_steps"),
+                        ({"nonfinite_params": 2}, "nonfinite_params"),
+                        ({"loss": math.nan}, "loss"), ({"update_ratio": 0.9}, "update_ratio")]:
+        verdict = monitor.observe({**healthy, **bad})[1]
+        assert (verdict.action, verdict.reason) == ("rollback", reason)
+
+
+# -- end to end ---------------------------------------------------------------------------
+def short_cfg(tmp_path, **overrides):
+    values = {**read_toml(packaged_config("ppo", "CartPole")), "total_timesteps": 4096,
+              "runs_dir": str(tmp_path), "progress": False, "eval_episodes": 2, **overrides}
+    return build_config(values)
+
+
+def test_every_tag_is_logged_and_finite_when_healthy(tmp_path):
+    result = train(short_cfg(tmp_path))
+    scalars = read_scalars(result.run_dir)
+    for tag in [*SMOOTH_TAGS.values(), *DIAG_TAGS.values()]:
+        if tag == "diag/grad_norm_preclip":
+            continue
+        assert tag in scalars, tag
+        assert all(math.isfinite(v) for _, v in scalars[tag]), tag
+    assert not (result.run_dir / "divergence.json").exists()
+    events = b"".join(p.read_bytes() for p in result.run_dir.glob("events.out.tfevents.*"))
+    assert b"custom_scalars" in events and all(t.encode() in events for t in LAYOUT)
+    text = report(result.run_dir)
+    assert "smooth/update_cos" in text and "no action" in text
+
+
+def test_injected_nan_is_skipped_and_training_recovers(tmp_path):
+    result = train(short_cfg(tmp_path, inject_nan_update=130))
+    assert np.all(np.isfinite(result.final_params))
+    report_ = json.loads((result.run_dir / "divergence.json").read_text())
+    assert report_["first_bad_quantity"] == "grad_norm" and report_["rollbacks"] == 0
+    assert report_["events"][0]["global_step"] == 256 * 7  # update 130 is in iteration 6
+    scalars = read_scalars(result.run_dir)
+    assert max(v for _, v in scalars["diag/skipped_steps"]) == 1
+
+
+def test_repeated_nan_rolls_back_and_halves_lr(tmp_path):
+    result = train(short_cfg(tmp_path, inject_nan_update=130, inject_nan_repeat=4))
+    assert np.all(np.isfinite(result.final_params))
+    report_ = json.loads((result.run_dir / "divergence.json").read_text())
+    assert report_["rollbacks"] == 1 and report_["lr_scale"] == 0.5
+    assert "rolled back" in report_["events"][0]["action"]
+    lrs = dict(read_scalars(result.run_dir)["diag/lr_scale"])
+    assert lrs[256 * 7] == 0.5 and min(lrs) == 256
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_absurd_learning_rate_never_ends_in_a_silent_nan_policy(tmp_path, seed):
+    proc = subprocess.run([sys.executable, "-m", "rlcl.train", "ppo", "CartPole", "--seed",
+                           str(seed), "--total-timesteps", "8192", "--runs-dir", str(tmp_path),
+                           "--no-progress", "--set", "learning_rate=1000", "--set",
+                           "eval_episodes=2"], capture_output=True, text=True, timeout=300)
+    (run,) = tmp_path.iterdir()
+    assert (run / "divergence.json").is_file()
+    if proc.returncode == 3:
+        assert len(proc.stderr.strip().splitlines()) == 1 and "diverged" in proc.stderr
+        ckpt = load_checkpoint(run / "checkpoints" / "last_good.npz")
+        assert np.all(np.isfinite(ckpt["params"]))
+    else:
+        assert proc.returncode == 0, proc.stderr
+        params = load_checkpoint(run / "checkpoints" / "final.npz")["params"]
+        assert np.all(np.isfinite(params))
+
+
+def test_unrecoverable_run_exits_3_and_keeps_last_good(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "rlcl.train", "ppo", "CartPole",
+                           "--total-timesteps", "4096", "--runs-dir", str(tmp_path),
+                           "--no-progress", "--set", "inject_nan_update=60", "--set",
+                           "inject_nan_repeat=1000", "--set", "guard_max_rollbacks=2"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 3
+    assert len(proc.stderr.strip().splitlines()) == 1 and "diverged" in proc.stderr
+    (run,) = tmp_path.iterdir()
+    ckpt = load_checkpoint(run / "checkpoints" / "last_good.npz")
+    assert np.all(np.isfinite(ckpt["params"])) and ckpt["meta"]["iteration"] == 3
+    assert json.loads((run / "divergence.json").read_text())["rollbacks"] == 3
+    out = subprocess.run([sys.executable, "-m", "rlcl.diagnose", str(run)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and "rolled back" in out.stdout
+
+
+def test_diagnose_bad_folder_is_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "rlcl.diagnose", str(tmp_path / "nope")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("rlcl: error: no run folder")
