@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import zipfile
 from pathlib import Path
 
@@ -21,10 +22,12 @@ FORMAT_VERSION = 1
 
 
 def save_checkpoint(path: Path, *, params: np.ndarray, optimizer_state: dict,
-                    scheduler_state: dict, meta: dict) -> None:
+                    scheduler_state: dict, meta: dict, extra: dict | None = None) -> None:
     """Atomically write PATH. Optimizer buffers (numpy arrays) are stored as arrays, the rest
-    of its state and META as JSON."""
+    of its state and META as JSON; EXTRA holds further named arrays (a resumable checkpoint's
+    next observation and pickled vector env)."""
     arrays = {"params": np.asarray(params, np.float32)}
+    arrays.update({f"extra/{k}": v for k, v in (extra or {}).items()})
     opt_scalars = {}
     for index, state in optimizer_state["state"].items():
         for key, value in state.items():
@@ -45,7 +48,8 @@ def save_checkpoint(path: Path, *, params: np.ndarray, optimizer_state: dict,
 
 
 def load_checkpoint(path: Path) -> dict:
-    """{'params', 'optimizer_state', 'scheduler_state', 'meta'} or a one-line CheckpointError."""
+    """{'params', 'optimizer_state', 'scheduler_state', 'meta', 'extra'} or a one-line
+    CheckpointError."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
@@ -68,6 +72,55 @@ def load_checkpoint(path: Path) -> dict:
     for key, value in header["optim_scalars"].items():
         index, name = key.split("/", 1)
         state.setdefault(int(index), {})[name] = value
-    return {"params": arrays["params"], "meta": header["meta"],
+    extra = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("extra/")}
+    return {"params": arrays["params"], "meta": header["meta"], "extra": extra,
             "scheduler_state": header["scheduler"],
             "optimizer_state": {"state": state, "param_groups": header["optim_groups"]}}
+
+
+# -- resumable training state ------------------------------------------------------------------
+def save_training_state(path: Path, *, policy, optimizer, scheduler, rng, envs, obs, guard,
+                        agent, counters: dict, meta: dict) -> None:
+    """Everything a resume needs to continue bit for bit: parameters, optimizer buffers,
+    scheduler position, the minibatch RNG, the vector env (pickled, with its normalisation
+    statistics and episode accumulators) and its next observation, the guard's baselines and
+    the counters. Pickles are only ever read back from the user's own run folder."""
+    save_checkpoint(
+        path, params=policy.flat.numpy(), optimizer_state=optimizer.state_dict(),
+        scheduler_state=scheduler.state_dict(),
+        meta={**meta, **counters, "rng": rng.bit_generator.state, "guard": guard.state_dict(),
+              "total_updates": agent.total_updates},
+        extra={"obs": np.asarray(obs, np.float32),
+               "env": np.frombuffer(pickle.dumps(envs), np.uint8)})
+
+
+def restore_training_state(ckpt: dict, *, policy, optimizer, scheduler, rng, guard, agent):
+    """Load CKPT (from load_checkpoint) into the fresh objects; return (envs, obs)."""
+    if "env" not in ckpt["extra"]:
+        raise CheckpointError("this checkpoint holds no training state (an evaluation-only "
+                              "checkpoint?); resume from a run's checkpoints/latest.npz")
+    try:
+        envs = pickle.loads(ckpt["extra"]["env"].tobytes())
+    except Exception as exc:  # a pickle from another gymnasium version, say
+        raise CheckpointError(f"the checkpoint's environment state cannot be restored "
+                              f"({type(exc).__name__}); resume with the versions that wrote it")
+    policy.flat.load(ckpt["params"])
+    optimizer.load_state_dict(ckpt["optimizer_state"])
+    scheduler.load_state_dict(ckpt["scheduler_state"])
+    rng.bit_generator.state = ckpt["meta"]["rng"]
+    guard.load_state_dict(ckpt["meta"]["guard"])
+    agent.total_updates = ckpt["meta"]["total_updates"]
+    return envs, ckpt["extra"]["obs"]
+
+
+def check_compatible(ckpt: dict, path: Path, *, env_id: str, n_params: int, obs_dim: int,
+                     act_dim: int) -> None:
+    """A one-line CheckpointError if CKPT was written for another env or network shape."""
+    meta = ckpt["meta"]
+    saved_env = meta.get("config", {}).get("env_id")
+    if saved_env != env_id:
+        raise CheckpointError(f"checkpoint {path} is for {saved_env}, not {env_id}")
+    for key, want in (("n_params", n_params), ("obs_dim", obs_dim), ("act_dim", act_dim)):
+        if meta.get(key) != want or (key == "n_params" and ckpt["params"].size != want):
+            raise CheckpointError(f"checkpoint {path} has {key} = {meta.get(key)}, this "
+                                  f"network needs {want}: same hidden_sizes and env needed")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -92,6 +93,9 @@ class Config:
     """fault injection for tests: put a NaN into the gradient at this update (-1: never)"""
     inject_nan_repeat: int = 1
     """... and at this many updates in a row"""
+    checkpoint_every: int = 10
+    """write checkpoints/latest.npz every this many iterations, for --resume (0: only at the
+    end)"""
     eval_episodes: int = 20
     """greedy evaluation episodes at the end of training (0 skips it)"""
     device: str = ""
@@ -114,6 +118,13 @@ class Config:
     def num_iterations(self) -> int:
         return self.total_timesteps // self.batch_size
 
+    def hyperparameters(self) -> dict:
+        """What shapes learning: the config without where and how the run is shown, nor the
+        fault-injection switches (for TensorBoard's HParams view)."""
+        skip = {"device", "runs_dir", "progress", "eval_episodes", "checkpoint_every",
+                "inject_nan_update", "inject_nan_repeat"}
+        return {k: v for k, v in self.to_dict().items() if k not in skip}
+
     def to_dict(self) -> dict:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
                 for f in dataclasses.fields(self)}
@@ -126,7 +137,7 @@ POSITIVE = ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "upda
 NON_NEGATIVE = ("learning_rate", "clip_coef", "ent_coef", "vf_coef", "max_grad_norm",
                 "target_kl", "weight_decay", "lr_min", "eval_episodes", "seed", "guard_z",
                 "guard_max_skips", "guard_max_update_ratio", "guard_max_rollbacks",
-                "inject_nan_repeat")
+                "inject_nan_repeat", "checkpoint_every")
 UNIT_INTERVAL = ("gamma", "gae_lambda")
 
 
@@ -226,3 +237,17 @@ def build_config(values: dict) -> Config:
         _check_key(key)
         clean[key] = _coerce(key, value)
     return validate(Config(**clean))
+
+
+def to_toml(values: dict) -> str:
+    """The resolved config as TOML (flat keys: str, bool, int, float and lists of ints)."""
+    def fmt(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(fmt(x) for x in v) + "]"
+        return repr(v)
+
+    return "".join(f"{k} = {fmt(v)}\n" for k, v in values.items())

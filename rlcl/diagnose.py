@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import operator
-import struct
 import sys
 from pathlib import Path
 
@@ -17,23 +16,17 @@ from tensorboardX.proto import event_pb2
 
 from rlcl.diagnostics import SMOOTH_TAGS, THRESHOLDS
 from rlcl.errors import RlclError
+from rlcl.logger import event_records
 
 OPS = {">": operator.gt, "<": operator.lt}
 
 
 def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """tag -> [(step, value)] from every events file in RUN_DIR. TFRecord framing: a uint64
-    length, its CRC, the payload (an Event protobuf), the payload's CRC."""
+    """tag -> [(step, value)] from every events file in RUN_DIR, oldest file first."""
     out: dict[str, list[tuple[int, float]]] = {}
     for path in sorted(Path(run_dir).glob("events.out.tfevents.*")):
-        data = path.read_bytes()
-        pos = 0
-        while pos + 12 <= len(data):
-            (length,) = struct.unpack("<Q", data[pos : pos + 8])
-            if pos + 16 + length > len(data):
-                break  # a record still being written by a live run
-            event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
-            pos += 16 + length
+        for _, payload in event_records(path.read_bytes()):
+            event = event_pb2.Event.FromString(payload)
             for value in event.summary.value:
                 if value.HasField("simple_value"):
                     out.setdefault(value.tag, []).append((event.step, value.simple_value))

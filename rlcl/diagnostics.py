@@ -56,7 +56,7 @@ LAYOUT = {
                             "flips and churn": ["Multiline", ["smooth/sign_flip_frac",
                                                               "smooth/policy_churn",
                                                               "smooth/policy_tv"]]},
-    "Divergence": {"gradient norm": ["Multiline", [r"diag/grad_norm_.*"]],
+    "Divergence": {"gradient norm": ["Multiline", [r"diag/grad_norm_(pre|post)clip.*"]],
                    "z-scores": ["Multiline", ["diag/grad_norm_z", "diag/loss_z"]],
                    "ratio and kl": ["Multiline", ["diag/ratio_max", "diag/ratio_min",
                                                   "diag/approx_kl_max"]],

@@ -8,6 +8,7 @@ one in ``info["final_obs"]``, which the rollout needs to bootstrap time-limit tr
 from __future__ import annotations
 
 import difflib
+from functools import partial
 
 import gymnasium as gym
 import numpy as np
@@ -86,7 +87,7 @@ def make_vec_env(env_id: str, num_envs: int, norm_obs: bool = False, norm_reward
     """SAME_STEP-autoreset vector env that records episode returns and lengths (of the raw
     rewards), optionally normalising observations and rewards (SB3's VecNormalize: rewards are
     divided by the running std of the discounted return; gymnasium's NormalizeReward)."""
-    envs = SyncVectorEnv([lambda: gym.make(env_id) for _ in range(num_envs)],
+    envs = SyncVectorEnv([partial(gym.make, env_id) for _ in range(num_envs)],  # picklable
                          autoreset_mode=AutoresetMode.SAME_STEP)
     envs = RecordEpisodeStatistics(envs)
     if norm_obs:

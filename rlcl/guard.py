@@ -77,6 +77,16 @@ class Guard:
                     f"{self.run_dir / 'checkpoints' / 'last_good.npz'}: lower learning_rate")
         return {**figures, "lr_scale": self.scheduler.lr_scale, "rollbacks": self.rollbacks}
 
+    def state_dict(self) -> dict:
+        """The guard's baselines and history, for resumable checkpoints."""
+        emas = {name: vars(getattr(self.monitor, name)).copy() for name in ("grad_ema", "loss_ema")}
+        return {"emas": emas, "rollbacks": self.rollbacks, "events": self.events}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, values in state["emas"].items():
+            vars(getattr(self.monitor, name)).update(values)
+        self.rollbacks, self.events = state["rollbacks"], list(state["events"])
+
     # -- snapshots ----------------------------------------------------------------------------
     def _buffers(self) -> dict:
         """Every device buffer a rollback must restore, by name."""

@@ -2,17 +2,26 @@
 
 A run folder holds the TensorBoard events (flushed at least every 10 s so a live run shows),
 the hyperparameters as a text table, ``episodes.csv`` and whatever train.py writes beside them.
+
+Events are written synchronously with tensorboardX's EventsWriter and its summary builders,
+not through SummaryWriter: SummaryWriter queues events to a background thread and its flush()
+does not drain that queue, so a checkpoint could not promise that everything logged before
+it is on disk (issue 5: a resumed run must hold every step exactly once).
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import os
+import struct
 import sys
 import time
 from pathlib import Path
 
-from tensorboardX import SummaryWriter
+from tensorboardX.event_file_writer import EventsWriter
+from tensorboardX.proto import event_pb2
+from tensorboardX.summary import custom_scalars, scalar, text
 from tensorboardX.summary import hparams as hparams_summaries
 
 from rlcl.diagnostics import LAYOUT
@@ -21,31 +30,61 @@ from rlcl.diagnostics import LAYOUT
 logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
 
 FLUSH_SECS = 10
+EPISODE_HEADER = ["global_step", "time_s", "return", "length"]
 PLAIN_EVERY_SECS = 10.0  # off a terminal, one status line this often
 
 
 class RunLogger:
-    def __init__(self, run_dir: Path, hparams: dict, total_steps: int, progress: bool):
+    """Writes one run folder. With RESUME_STEP (a resume from a checkpoint taken at that global
+    step), what the killed process logged after that step is dropped first, from episodes.csv
+    and from the events files, so every episode and step appears exactly once."""
+
+    def __init__(self, run_dir: Path, hparams: dict, total_steps: int, progress: bool,
+                 resume_step: int | None = None, elapsed: float = 0.0):
         self.run_dir = run_dir
-        self.writer = SummaryWriter(str(run_dir), flush_secs=FLUSH_SECS)
-        rows = "\n".join(f"|{k}|{v}|" for k, v in hparams.items())
-        self.writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{rows}")
-        self.writer.add_custom_scalars(LAYOUT)
-        self._episodes_file = open(run_dir / "episodes.csv", "w", newline="")
-        self._episodes = csv.writer(self._episodes_file)
-        self._episodes.writerow(["global_step", "time_s", "return", "length"])
-        self.start = time.perf_counter()
+        if resume_step is None:
+            self._events = EventsWriter(str(run_dir / "events"))
+            rows = "\n".join(f"|{k}|{v}|" for k, v in hparams.items())
+            self._write(text("hyperparameters", f"|param|value|\n|-|-|\n{rows}"), 0)
+            self._write(custom_scalars(LAYOUT), 0)
+            self._episodes_file = open(run_dir / "episodes.csv", "w", newline="")
+            self._episodes = csv.writer(self._episodes_file)
+            self._episodes.writerow(EPISODE_HEADER)
+        else:
+            truncate_events(run_dir, resume_step)
+            self._events = EventsWriter(str(run_dir / "events"), f".resumed_at_{resume_step}")
+            truncate_episodes(run_dir / "episodes.csv", resume_step)
+            self._episodes_file = open(run_dir / "episodes.csv", "a", newline="")
+            self._episodes = csv.writer(self._episodes_file)
+        self._last_flush = time.perf_counter()
+        self.start = time.perf_counter() - elapsed
         self.total = total_steps
         self.tty = progress and sys.stderr.isatty()
-        self._last_plain = self.start
+        self._last_plain = time.perf_counter()
+
+    def _write(self, summary, step: int) -> None:
+        self._events.write_event(event_pb2.Event(wall_time=time.time(), step=step,
+                                                 summary=summary))
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
 
     def episode(self, global_step: int, ret: float, length: int) -> None:
-        elapsed = time.perf_counter() - self.start
-        self._episodes.writerow([global_step, f"{elapsed:.3f}", repr(ret), length])
+        self._episodes.writerow([global_step, f"{self.elapsed():.3f}", repr(ret), length])
 
     def scalars(self, values: dict, step: int) -> None:
         for tag, value in values.items():
-            self.writer.add_scalar(tag, value, step)
+            self._write(scalar(tag, value), step)
+        if time.perf_counter() - self._last_flush >= FLUSH_SECS:
+            self._events.flush()  # a live run shows up in TensorBoard
+            self._last_flush = time.perf_counter()
+
+    def flush(self) -> None:
+        """Everything logged so far on disk: called before a checkpoint is written, so a kill
+        after it loses nothing the resume will not redo."""
+        self._events.flush()
+        self._episodes_file.flush()
+        os.fsync(self._episodes_file.fileno())
 
     def progress(self, step: int, sps: float, recent_return: float | None) -> None:
         ret = "   n/a" if recent_return is None else f"{recent_return:6.1f}"
@@ -67,17 +106,56 @@ class RunLogger:
             sys.stderr.write("\n")
 
     def hparams(self, hparams: dict, metrics: dict) -> None:
-        """The run's hyperparameters and final figures in TensorBoard's HParams view.
-
-        Written through the run's own writer: SummaryWriter.add_hparams opens a second writer,
-        whose events file collides with the first one's name when both open in the same second.
-        """
+        """The run's hyperparameters and final figures in TensorBoard's HParams view."""
         flat = {k: (str(v) if isinstance(v, (list, tuple)) else v) for k, v in hparams.items()}
         for summary in hparams_summaries(flat, metrics):
-            self.writer.file_writer.add_summary(summary)
+            self._write(summary, 0)
         for tag, value in metrics.items():
-            self.writer.add_scalar(tag, value, 0)
+            self._write(scalar(tag, value), 0)
 
     def close(self) -> None:
         self._episodes_file.close()
-        self.writer.close()
+        self._events.flush()
+        self._events.close()
+
+
+def read_episodes(path: Path) -> list[tuple[int, float, int]]:
+    """(global_step, return, length) rows of an episodes.csv."""
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))[1:]
+    return [(int(r[0]), float(r[2]), int(r[3])) for r in rows if len(r) == 4]
+
+
+def truncate_episodes(path: Path, step: int) -> None:
+    """Keep the rows up to global step STEP (a killed process may have left later ones, or a
+    half-written last line), atomically."""
+    with open(path, newline="") as fh:
+        rows = [r for r in list(csv.reader(fh))[1:] if len(r) == 4 and int(r[0]) <= step]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        csv.writer(fh).writerows([EPISODE_HEADER, *rows])
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def event_records(data: bytes):
+    """TFRecord framing: uint64 length, its CRC, the payload, the payload's CRC. A record cut
+    short by a kill ends the file."""
+    pos = 0
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack("<Q", data[pos : pos + 8])
+        if pos + 16 + length > len(data):
+            return
+        yield data[pos : pos + 16 + length], data[pos + 12 : pos + 12 + length]
+        pos += 16 + length
+
+
+def truncate_events(run_dir: Path, step: int) -> None:
+    """Rewrite each events file without the events logged after global step STEP."""
+    for path in sorted(run_dir.glob("events.out.tfevents.*")):
+        kept = [raw for raw, payload in event_records(path.read_bytes())
+                if event_pb2.Event.FromString(payload).step <= step]
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(b"".join(kept))
+        os.replace(tmp, path)

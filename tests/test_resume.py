@@ -1,0 +1,181 @@
+"""Issue 5: bit-identical runs across processes, checkpoints, and resume after SIGKILL.
+
+Identical means the global_step, return and length columns of episodes.csv and the final
+parameters (summary.json params_sha256); only the wall-clock column time_s may differ.
+"""
+
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rlcl.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
+from rlcl.diagnose import read_scalars
+
+STEPS = 10240  # 40 PPO iterations of 256 steps
+
+
+def run_cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "rlcl.train", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def start_cli(*args):
+    return subprocess.Popen([sys.executable, "-m", "rlcl.train", *map(str, args)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def episodes(run: Path) -> list[list[str]]:
+    with open(run / "episodes.csv") as fh:
+        return [[r[0], r[2], r[3]] for r in csv.reader(fh)]  # time_s may differ
+
+
+def only_run(runs: Path) -> Path:
+    (run,) = runs.iterdir()
+    return run
+
+
+def summary(run: Path) -> dict:
+    return json.loads((run / "summary.json").read_text())
+
+
+TRAIN = ["--total-timesteps", STEPS, "--no-progress", "--set", "checkpoint_every=3",
+         "--set", "eval_episodes=2"]
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("reference")
+    proc = run_cli("ppo", "CartPole", "--seed", 11, "--runs-dir", runs, *TRAIN)
+    assert proc.returncode == 0, proc.stderr
+    return only_run(runs)
+
+
+@pytest.mark.parametrize("algo, seed, steps", [("ppo", 11, STEPS), ("a2c", 7, 12000)])
+def test_two_processes_same_seed_are_bit_identical(tmp_path, reference_run, algo, seed, steps):
+    runs = []
+    for k in range(2 if algo == "a2c" else 1):
+        out = tmp_path / f"r{k}"
+        proc = run_cli(algo, "CartPole", "--seed", seed, "--runs-dir", out, *TRAIN[2:],
+                       "--total-timesteps", steps)
+        assert proc.returncode == 0, proc.stderr
+        runs.append(only_run(out))
+    if algo == "ppo":
+        runs.append(reference_run)
+    a, b = runs
+    assert episodes(a) == episodes(b) and len(episodes(a)) > 20
+    assert summary(a)["params_sha256"] == summary(b)["params_sha256"]
+
+
+def test_fingerprint_is_recorded(reference_run):
+    fp = summary(reference_run)["fingerprint"]
+    for key in ("platform", "device", "driver_version", "opencl_version", "build_options",
+                "pocl", "rlcl", "numpy", "gymnasium", "pyopencl"):
+        assert fp.get(key), key
+
+
+@pytest.mark.parametrize("kill_seed", [1, 2])
+def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, reference_run,
+                                                                 kill_seed):
+    chance = random.Random(kill_seed)
+    runs = tmp_path / "runs"
+    proc = start_cli("ppo", "CartPole", "--seed", 11, "--runs-dir", runs, *TRAIN)
+    for _ in range(2):  # kill twice: each time once a checkpoint exists, at a random moment
+        deadline = time.time() + 120
+        while not list(runs.glob("*/checkpoints/latest.npz")) and time.time() < deadline:
+            time.sleep(0.02)
+        time.sleep(chance.uniform(0.0, 1.5))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        run = only_run(runs)
+        if (run / "summary.json").exists():
+            break  # it finished before the kill: resuming must still say so cleanly
+        proc = subprocess.Popen([sys.executable, "-m", "rlcl.train", "--resume", str(run),
+                                 "--no-progress"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    proc.wait()
+    run = only_run(runs)
+    if not (run / "summary.json").exists():
+        done = run_cli("--resume", run, "--no-progress")
+        assert done.returncode == 0, done.stderr
+    assert episodes(run) == episodes(reference_run)
+    assert summary(run)["params_sha256"] == summary(reference_run)["params_sha256"]
+    scalars, ref_scalars = read_scalars(run), read_scalars(reference_run)
+    for tag in ("rollout/ep_rew_mean", "train/value_loss", "smooth/update_cos"):
+        steps = [s for s, _ in scalars[tag]]
+        assert steps == sorted(set(steps)) == [s for s, _ in ref_scalars[tag]], tag
+        assert [v for _, v in scalars[tag]] == [v for _, v in ref_scalars[tag]], tag
+
+
+def test_resume_of_a_finished_run_changes_nothing(tmp_path, reference_run):
+    import shutil
+
+    run = tmp_path / reference_run.name
+    shutil.copytree(reference_run, run)
+    proc = run_cli("--resume", run, "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert episodes(run) == episodes(reference_run)
+
+
+def corrupt(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "garbage":
+        path.write_bytes(b"not a checkpoint" * 100)
+    elif how == "newer_format":
+        ckpt = load_checkpoint(path)
+        import rlcl.checkpoint as module
+        old = module.FORMAT_VERSION
+        module.FORMAT_VERSION = FORMAT_VERSION + 1
+        try:
+            save_checkpoint(path, params=ckpt["params"], optimizer_state=ckpt["optimizer_state"],
+                            scheduler_state=ckpt["scheduler_state"], meta=ckpt["meta"],
+                            extra=ckpt["extra"])
+        finally:
+            module.FORMAT_VERSION = old
+    elif how == "other_network":
+        ckpt = load_checkpoint(path)
+        save_checkpoint(path, params=np.zeros(10, np.float32),
+                        optimizer_state=ckpt["optimizer_state"],
+                        scheduler_state=ckpt["scheduler_state"],
+                        meta={**ckpt["meta"], "n_params": 10}, extra=ckpt["extra"])
+    elif how == "other_env":
+        ckpt = load_checkpoint(path)
+        meta = {**ckpt["meta"], "config": {**ckpt["meta"]["config"], "env_id": "Acrobot-v1"}}
+        save_checkpoint(path, params=ckpt["params"], optimizer_state=ckpt["optimizer_state"],
+                        scheduler_state=ckpt["scheduler_state"], meta=meta, extra=ckpt["extra"])
+
+
+@pytest.mark.parametrize("how, message", [
+    ("truncated", "corrupt or truncated"), ("garbage", "corrupt or truncated"),
+    ("newer_format", "format version"), ("other_network", "n_params"),
+    ("other_env", "is for Acrobot-v1")])
+def test_bad_checkpoint_is_one_line_exit_2(tmp_path, reference_run, how, message):
+    import shutil
+
+    run = tmp_path / reference_run.name
+    shutil.copytree(reference_run, run)
+    # pretend the run stopped early so --resume has work to do
+    cfg = (run / "config.toml").read_text().replace(f"total_timesteps = {STEPS}",
+                                                    f"total_timesteps = {2 * STEPS}")
+    (run / "config.toml").write_text(cfg)
+    corrupt(run / "checkpoints" / "latest.npz", how)
+    proc = run_cli("--resume", run, "--no-progress")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rlcl: error:") and message in lines[0]
+
+
+def test_resume_needs_a_run_folder(tmp_path):
+    proc = run_cli("--resume", tmp_path / "nope")
+    assert proc.returncode == 2 and "not an rlcl run folder" in proc.stderr
