@@ -1,11 +1,18 @@
-"""Greedy (or sampled) evaluation episodes of a policy on the device.
+"""Greedy (or sampled) evaluation episodes of a policy on the device, and
+``python -m rlcl.eval RUN_DIR [--episodes N] [--seed N] [--stochastic] [--video DIR]``.
 
 One vector env with one sub-env per episode; each sub-env's first episode counts. Actions come
-from the same fused ``policy_act`` kernel as the rollout, with ``greedy`` set.
+from the same fused ``policy_act`` kernel as the rollout, with ``greedy`` set. Observation
+normalisation, if the run used it, applies the training statistics, frozen.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
+from pathlib import Path
+
+import gymnasium as gym
 import numpy as np
 import pyopencl as cl
 
@@ -43,3 +50,104 @@ def evaluate_policy(policy: ActorCritic, env_id: str, episodes: int, seed: int,
         step += 1
     envs.close()
     return returns
+
+
+def load_run_policy(run_dir: Path, device_spec: str | None = None):
+    """(config, policy with the run's final or latest parameters, normalisation state)."""
+    from rlcl.checkpoint import check_compatible, load_checkpoint
+    from rlcl.config import build_config, read_toml
+    from rlcl.device import Device
+    from rlcl.errors import CheckpointError
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.toml").is_file():
+        raise CheckpointError(f"{run_dir} is not an rlcl run folder (no config.toml)")
+    cfg = build_config(read_toml(run_dir / "config.toml"))
+    path = run_dir / "checkpoints" / "final.npz"
+    if not path.is_file():
+        path = run_dir / "checkpoints" / "latest.npz"
+    ckpt = load_checkpoint(path)
+    env = gym.make(cfg.env_id)
+    obs_dim = int(np.prod(env.observation_space.shape))
+    policy = ActorCritic(Device(device_spec or cfg.device), obs_dim, env.action_space,
+                         list(cfg.hidden_sizes), cfg.activation, cfg.seed, max_batch=1)
+    env.close()
+    check_compatible(ckpt, path, env_id=cfg.env_id, n_params=policy.flat.n, obs_dim=obs_dim,
+                     act_dim=policy.act_dim)
+    policy.flat.load(ckpt["params"])
+    return cfg, policy, ckpt["meta"].get("normalization", {})
+
+
+def record_videos(policy: ActorCritic, env_id: str, episodes: int, seed: int, norm_state: dict,
+                  greedy: bool, video_dir: Path) -> None:
+    """EPISODES episodes, one at a time, filmed by gymnasium's RecordVideo (needs moviepy)."""
+    from gymnasium.wrappers import RecordVideo
+
+    from rlcl.errors import ConfigError
+
+    try:
+        import moviepy  # noqa: F401  (RecordVideo's encoder)
+    except ImportError:
+        raise ConfigError("--video needs moviepy: pip install 'rlcl[video]'") from None
+    env = RecordVideo(gym.make(env_id, render_mode="rgb_array"), str(video_dir),
+                      episode_trigger=lambda _: True, disable_logger=True)
+    dev = policy.device
+    obs_buf, actions = dev.empty(policy.obs_dim), dev.empty(policy.act_dim, np.int32)
+    logp, values = dev.empty(1), dev.empty(1)
+    host = np.zeros(policy.act_dim, policy.action_dtype)
+    rms = norm_state.get("obs")
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + EVAL_SEED_OFFSET + episode)
+        done, step = False, 0
+        while not done:
+            x = np.asarray(obs, np.float64)
+            if rms:
+                x = np.clip((x - rms["mean"]) / np.sqrt(np.array(rms["var"]) + 1e-8), -10, 10)
+            dev.write(obs_buf, x.astype(np.float32))
+            policy.act(obs_buf, 1, actions, logp, values, 0, seed, STREAM_EVAL, step, episode,
+                       greedy=greedy)
+            cl.enqueue_copy(dev.queue, host, actions)
+            action = policy.env_actions(host)[0] if policy.continuous else int(host[0])
+            obs, _, terminated, truncated, _ = env.step(action)
+            done, step = terminated or truncated, step + 1
+    env.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rlcl.errors import ConfigError, RlclError
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):
+            raise ConfigError(f"{message} (see python -m rlcl.eval --help)")
+
+    p = Parser(prog="python -m rlcl.eval", description="Evaluate a trained rlcl run.")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--seed", type=int, help="evaluation seed (default: the run's seed)")
+    p.add_argument("--stochastic", action="store_true", help="sample actions, not greedy")
+    p.add_argument("--video", type=Path, metavar="DIR", help="record videos into DIR")
+    p.add_argument("--device", help="OpenCL device (default: the run's)")
+    try:
+        args = p.parse_args(argv)
+        if args.episodes <= 0:
+            raise ConfigError("--episodes must be > 0")
+        cfg, policy, norm = load_run_policy(args.run_dir, args.device)
+        seed = cfg.seed if args.seed is None else args.seed
+        if args.video is not None:
+            record_videos(policy, cfg.env_id, args.episodes, seed, norm, not args.stochastic,
+                          args.video)
+        returns = evaluate_policy(policy, cfg.env_id, args.episodes, seed, norm,
+                                  greedy=not args.stochastic)
+    except RlclError as exc:
+        print(f"rlcl: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    mode = "sampled" if args.stochastic else "greedy"
+    print(f"{cfg.env_id}: {args.episodes} {mode} episodes, seed {seed}: mean {returns.mean():.2f} "
+          f"std {returns.std():.2f} min {returns.min():.2f} max {returns.max():.2f}")
+    if args.video is not None:
+        print(f"videos in {args.video}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -179,3 +179,44 @@ def test_bad_checkpoint_is_one_line_exit_2(tmp_path, reference_run, how, message
 def test_resume_needs_a_run_folder(tmp_path):
     proc = run_cli("--resume", tmp_path / "nope")
     assert proc.returncode == 2 and "not an rlcl run folder" in proc.stderr
+
+
+def run_eval(*args):
+    return subprocess.run([sys.executable, "-m", "rlcl.eval", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_eval_cli_prints_the_statistics(reference_run):
+    proc = run_eval(reference_run, "--episodes", 3)
+    assert proc.returncode == 0, proc.stderr
+    line = proc.stdout.strip().splitlines()[0]
+    assert line.startswith("CartPole-v1: 3 greedy episodes, seed 11: mean ")
+    for word in ("std", "min", "max"):
+        assert f" {word} " in line
+    sampled = run_eval(reference_run, "--episodes", 3, "--stochastic", "--seed", 4)
+    assert sampled.returncode == 0 and "3 sampled episodes, seed 4" in sampled.stdout
+
+
+def test_eval_video_needs_moviepy_or_records(tmp_path, reference_run):
+    proc = run_eval(reference_run, "--episodes", 1, "--video", tmp_path / "videos")
+    try:
+        import moviepy  # noqa: F401
+    except ImportError:
+        assert proc.returncode == 2 and "pip install 'rlcl[video]'" in proc.stderr
+    else:
+        assert proc.returncode == 0 and list((tmp_path / "videos").glob("*.mp4"))
+
+
+@pytest.mark.parametrize("how, message", [
+    ("truncated", "corrupt or truncated"), ("garbage", "corrupt or truncated"),
+    ("newer_format", "format version"), ("other_network", "n_params")])
+def test_eval_of_a_bad_checkpoint_is_one_line_exit_2(tmp_path, reference_run, how, message):
+    import shutil
+
+    run = tmp_path / reference_run.name
+    shutil.copytree(reference_run, run)
+    corrupt(run / "checkpoints" / "final.npz", how)
+    proc = run_eval(run, "--episodes", 1)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rlcl: error:") and message in lines[0]
