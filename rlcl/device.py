@@ -27,7 +27,7 @@ from rlcl.errors import DeviceError
 # Fixed for determinism (DESIGN.md section 5): no -cl-fast-relaxed-math, no -cl-mad-enable;
 # every .cl file also starts with `#pragma OPENCL FP_CONTRACT OFF` through common.h.
 BUILD_OPTIONS: tuple[str, ...] = ("-cl-std=CL1.2",)
-KERNEL_FILES = ("linear", "policy", "gaussian", "loss", "rollout", "optim")
+KERNEL_FILES = ("linear", "linear_x4", "policy", "gaussian", "loss", "rollout", "optim")
 
 
 _SCALAR_TYPES = {"int": np.int32, "uint": np.uint32, "float": np.float32}
