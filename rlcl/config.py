@@ -104,6 +104,9 @@ class Config:
     """where run folders are created"""
     progress: bool = True
     """show a progress bar on a terminal"""
+    profile: bool = False
+    """print where the time went at the end (per-kernel device times from OpenCL events);
+    also switched on by RLCL_PROFILE=1"""
 
     # -- derived sizes ------------------------------------------------------------------------
     @property

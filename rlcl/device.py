@@ -112,10 +112,15 @@ def choose_device(spec: str | None = None) -> cl.Device:
 class Device:
     """A context, an in-order queue, and every rlcl kernel built once."""
 
-    def __init__(self, spec: str | None = None):
+    def __init__(self, spec: str | None = None, profile: bool = False):
         self.device = choose_device(spec)
         self.context = cl.Context([self.device])
-        self.queue = cl.CommandQueue(self.context)
+        # profile: time every launch from its OpenCL event (issue 6, --profile)
+        props = cl.command_queue_properties.PROFILING_ENABLE if profile else 0
+        self.queue = cl.CommandQueue(self.context, properties=props)
+        self.profile = profile
+        self.kernel_times: dict[str, list] = {}  # name -> [launches, seconds]
+        self._pending: list[tuple[str, cl.Event]] = []
         self.kernels: dict[str, cl.Kernel] = {}
         kernel_dir = resources.files("rlcl") / "kernels"
         # -cl-kernel-arg-info only exposes argument types for _scalar_arg_dtypes.
@@ -165,7 +170,22 @@ class Device:
 
     def launch(self, name: str, global_size, local_size, *args) -> cl.Event:
         """Enqueue kernel NAME; scalars may be plain Python numbers."""
-        return self.kernels[name](self.queue, global_size, local_size, *args)
+        event = self.kernels[name](self.queue, global_size, local_size, *args)
+        if self.profile:
+            self._pending.append((name, event))
+            if len(self._pending) >= 4096:
+                self.collect_profile()
+        return event
+
+    def collect_profile(self) -> dict[str, list]:
+        """Add the finished launches' device times into kernel_times and return it."""
+        for name, event in self._pending:
+            event.wait()
+            entry = self.kernel_times.setdefault(name, [0, 0.0])
+            entry[0] += 1
+            entry[1] += (event.profile.end - event.profile.start) * 1e-9
+        self._pending.clear()
+        return self.kernel_times
 
     @cached_property
     def fingerprint(self) -> dict[str, str]:

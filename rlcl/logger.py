@@ -159,3 +159,21 @@ def truncate_events(run_dir: Path, step: int) -> None:
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_bytes(b"".join(kept))
         os.replace(tmp, path)
+
+
+def format_profile(wall: float, env_s: float, readback_s: float, kernels: dict) -> str:
+    """Where the training time went (--profile / RLCL_PROFILE=1). Kernel times are device
+    times from OpenCL events; on a CPU device they overlap the host's own work only while
+    the host runs ahead of the queue, so "host and Python" is what remains of the wall time."""
+    device_s = sum(seconds for _, seconds in kernels.values())
+    rows = [f"profile: {wall:.2f} s of training",
+            f"  env stepping (host)          {env_s:8.3f} s  {100 * env_s / wall:5.1f} %",
+            f"  action readbacks (blocking)  {readback_s:8.3f} s  {100 * readback_s / wall:5.1f} %"
+            "  (waits for policy_act too)",
+            f"  kernels (device time)        {device_s:8.3f} s  {100 * device_s / wall:5.1f} %"]
+    for name, (count, seconds) in sorted(kernels.items(), key=lambda kv: -kv[1][1]):
+        rows.append(f"    {name:28s} {seconds:8.3f} s  {count:8d} launches  "
+                    f"{1e6 * seconds / max(count, 1):8.1f} us each")
+    rest = wall - env_s - device_s
+    rows.append(f"  host, Python and launches    {rest:8.3f} s  {100 * rest / wall:5.1f} %")
+    return "\n".join(rows)

@@ -9,6 +9,8 @@ host array alive until the copy has finished. Per env step the host uploads the 
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pyopencl as cl
 
@@ -38,6 +40,8 @@ class Rollout:
         self.rewards_host = np.zeros((T, N), np.float32)
         self.ends_host = np.zeros((T, N), np.int32)
         self.actions_host = np.zeros(N * act_dim, policy.action_dtype)
+        self.env_seconds = 0.0  # host time in envs.step, for --profile
+        self.readback_seconds = 0.0  # waiting for the actions (policy_act + the copy)
         # truncation bootstrap scratch: N rows of final observations and their outputs
         self.boot_obs = device.empty(N * obs_dim)
         self.boot_actions = device.empty(N * act_dim, np.int32)
@@ -61,10 +65,14 @@ class Rollout:
             dev.write(self.obs, obs, offset=t * N * D)
             policy.act(self.obs, N, self.actions, self.logp, self.values, t * N, seed,
                        STREAM_ROLLOUT, t, iteration)
+            t0 = time.perf_counter()
             cl.enqueue_copy(dev.queue, self.actions_host, self.actions,
                             src_offset=4 * t * N * self.act_dim)  # the one readback per step
+            t1 = time.perf_counter()
             obs, rewards, terminated, truncated, infos = envs.step(
                 policy.env_actions(self.actions_host))
+            self.readback_seconds += t1 - t0
+            self.env_seconds += time.perf_counter() - t1
             global_step += N
             self.rewards_host[t] = rewards
             self.ends_host[t] = np.where(terminated, TERMINATED,

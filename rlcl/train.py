@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from rlcl.diagnostics import EVAL_MEAN, iteration_scalars
 from rlcl.envs import check_spaces, make_vec_env, normalization_state
 from rlcl.eval import evaluate_policy
 from rlcl.guard import Guard
-from rlcl.logger import RunLogger, read_episodes
+from rlcl.logger import RunLogger, format_profile, read_episodes
 from rlcl.optim import SGD, Adam, Momentum
 from rlcl.optim.lr_scheduler import ConstantLR, CosineAnnealingLR
 from rlcl.policy import ActorCritic
@@ -80,7 +81,7 @@ def train(cfg: Config, resume: Path | None = None) -> Result:
     """Train CFG's agent (or continue the run in RESUME); write the run folder; return the
     episodes and the summary."""
     # SETUP ---------------------------------------------------------------------------------
-    device = Device(cfg.device)
+    device = Device(cfg.device, profile=cfg.profile or os.environ.get("RLCL_PROFILE") == "1")
     envs = make_vec_env(cfg.env_id, cfg.num_envs, cfg.norm_obs, cfg.norm_reward, cfg.gamma)
     obs_dim = check_spaces(envs, cfg.env_id)
     num_updates = cfg.update_epochs * cfg.num_minibatches
@@ -141,8 +142,11 @@ def train(cfg: Config, resume: Path | None = None) -> Result:
         log.close()
         envs.close()
         raise
-    wall = log.elapsed()
+    wall = log.elapsed() - start["elapsed"]
     log.end_progress()
+    if device.profile:
+        print(format_profile(wall, rollout.env_seconds, rollout.readback_seconds,
+                             device.collect_profile()), file=sys.stderr)
     checkpoint(cfg.num_iterations, global_step, obs)
     checkpoint(cfg.num_iterations, global_step, obs, name="final.npz")
     norm_state = normalization_state(envs)
