@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="OpenCL device: P:D, a name fragment, or 'list'")
     p.add_argument("--runs-dir", help="where run folders go (default: runs)")
     p.add_argument("--no-progress", action="store_true", help="plain lines, no progress bar")
+    p.add_argument("--profile", action="store_true",
+                   help="print where the time went (also RLCL_PROFILE=1)")
     p.add_argument("--list", action="store_true",
                    help="list the algorithms, environment aliases and tuned configs")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR",
@@ -94,6 +96,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     values.update({k: v for k, v in flags.items() if v is not None})
     if args.no_progress:
         values["progress"] = False
+    if args.profile:
+        values["profile"] = True
     return build_config(values)
 
 

@@ -159,3 +159,12 @@ def test_untuned_env_uses_generic_config_with_a_note(tmp_path, capsys):
                  "--set", "num_steps=16"])
     assert code == 0
     assert "no tuned config for ppo on MountainCarContinuous-v0" in capsys.readouterr().err
+
+
+def test_profile_prints_where_the_time_went(tmp_path, capsys):
+    code = main(["ppo", "CartPole", "--total-timesteps", "512", "--runs-dir", str(tmp_path),
+                 "--no-progress", "--profile", "--set", "eval_episodes=1"])
+    err = capsys.readouterr().err
+    assert code == 0 and "profile:" in err and "env stepping" in err
+    for kernel in ("policy_act", "linear_forward_x4", "ppo_loss", "sgd_step", "gae"):
+        assert kernel in err, kernel
