@@ -74,3 +74,20 @@ def test_obs_normalisation_covers_final_obs_and_freezes():
                      / np.sqrt(np.array(state["obs"]["var"]) + 1e-8), -10, 10)
     np.testing.assert_allclose(o_frozen, expect, rtol=1e-5, atol=1e-6)
     assert normalization_state(frozen)["obs"] == state["obs"]  # frozen: not updated
+
+
+def test_missing_box2d_is_a_one_line_error(tmp_path):
+    """LunarLander without the box2d extra: one line that names the extra, exit code 2.
+    (Box2D is hidden from the child interpreter, so this runs whether it is installed or not.)"""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['Box2D'] = None\n"
+            "from rlcl.cli import main\n"
+            f"sys.exit(main(['ppo', 'LunarLander', '--runs-dir', {str(tmp_path)!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'rlcl[box2d]'" in lines[0]
+    assert not any(tmp_path.iterdir())
