@@ -86,7 +86,8 @@ def make_vec_env(env_id: str, num_envs: int, norm_obs: bool = False, norm_reward
                  gamma: float = 0.99) -> gym.vector.VectorEnv:
     """SAME_STEP-autoreset vector env that records episode returns and lengths (of the raw
     rewards), optionally normalising observations and rewards (SB3's VecNormalize: rewards are
-    divided by the running std of the discounted return; gymnasium's NormalizeReward)."""
+    divided by the running std of the discounted return; gymnasium's NormalizeReward).
+    Spaces rlcl cannot handle are a ConfigError here (check_spaces)."""
     try:
         envs = SyncVectorEnv([partial(gym.make, env_id) for _ in range(num_envs)],  # picklable
                              autoreset_mode=AutoresetMode.SAME_STEP)
@@ -94,6 +95,7 @@ def make_vec_env(env_id: str, num_envs: int, norm_obs: bool = False, norm_reward
         extra = "rlcl[box2d]" if "box2d" in str(exc).lower() else "the package it names"
         raise ConfigError(f"{env_id} needs an optional dependency: pip install '{extra}' "
                           f"({str(exc).splitlines()[0]})") from None
+    check_spaces(envs, env_id)  # before any wrapper relies on a flat Box observation
     envs = RecordEpisodeStatistics(envs)
     if norm_obs:
         envs = NormalizeObservation(envs)

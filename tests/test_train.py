@@ -127,6 +127,7 @@ BAD_INPUTS = [
     (["ppo", "CartPole", "--config", "missing.toml"], "does not exist"),
     (["ppo"], "give an algorithm and an environment"),
     (["ppo", "CartPole", "--seed", "x"], "invalid int value"),
+    (["ppo", "Blackjack-v1"], "Tuple observation space"),
 ]
 
 
@@ -135,7 +136,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, argv, message):
     proc = subprocess.run([sys.executable, "-m", "rlcl.train", *argv, "--runs-dir",
                            str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
+    lines = [l for l in proc.stderr.strip().splitlines() if not l.startswith("rlcl: note:")]
     assert len(lines) == 1 and lines[0].startswith("rlcl: error:"), proc.stderr
     assert message in lines[0]
     assert not any(tmp_path.iterdir())  # nothing half-made is left behind
