@@ -12,7 +12,7 @@ import dataclasses
 import difflib
 import json
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 

@@ -11,10 +11,8 @@ import subprocess
 import sys
 
 import numpy as np
-import pyopencl as cl
 import pytest
 
-from rlcl import reference as ref
 from rlcl.checkpoint import load_checkpoint
 from rlcl.config import build_config, packaged_config, read_toml
 from rlcl.diagnose import read_scalars, report
@@ -112,20 +110,6 @@ def test_adam_reports_the_figures_that_make_sense(device, rng):
     figures = smoothness(rows, N, None)
     assert "vel_grad_ratio" not in figures
     assert all(math.isfinite(figures[k]) for k in ("update_cos", "grad_vel_cos", "update_ratio"))
-
-
-def test_policy_churn_kernel_matches_twin(device, rng):
-    B, A, L = 129, 3, 64
-    old = rng.standard_normal((B, A)).astype(np.float32)
-    new = (old + rng.normal(0, 0.5, (B, A))).astype(np.float32)
-    out = device.upload(np.full(4, -7.0, np.float32))
-    device.launch("policy_churn", (L,), (L,), out, 2, device.upload(old), device.upload(new),
-                  B, A, cl.LocalMemory(4 * L))
-    got = device.read(out, 4)
-    want = ref.policy_churn(old, new)
-    assert got[0] == -7.0 and got[1] == -7.0  # only its slot is written
-    assert got[2] == pytest.approx(want[0], abs=1e-6)
-    assert got[3] == pytest.approx(want[1], rel=1e-5)
 
 
 def test_ema_and_verdicts():

@@ -238,3 +238,18 @@ def test_action_frequencies_follow_softmax(device, rng, probs):
     total = n * launches
     sigma = np.sqrt(total * p * (1 - p))
     assert np.all(np.abs(counts - total * p) <= 5 * sigma), (counts / total, p)
+
+
+# -- policy_churn (issue 4) -------------------------------------------------------------------
+def test_policy_churn_kernel_matches_twin(device, rng):
+    B, A, L = 129, 3, 64
+    old = rng.standard_normal((B, A)).astype(np.float32)
+    new = (old + rng.normal(0, 0.5, (B, A))).astype(np.float32)
+    out = device.upload(np.full(4, -7.0, np.float32))
+    device.launch("policy_churn", (L,), (L,), out, 2, device.upload(old), device.upload(new),
+                  B, A, cl.LocalMemory(4 * L))
+    got = device.read(out, 4)
+    want = ref.policy_churn(old, new)
+    assert got[0] == -7.0 and got[1] == -7.0  # only its slot is written
+    assert got[2] == pytest.approx(want[0], abs=1e-6)
+    assert got[3] == pytest.approx(want[1], rel=1e-5)

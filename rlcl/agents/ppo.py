@@ -33,7 +33,6 @@ class PPO:
         self.cfg, self.policy, self.rollout, self.optimizer = cfg, policy, rollout, optimizer
         dev = policy.device
         self.device = dev
-        m = cfg.minibatch_size
         self.num_updates = cfg.update_epochs * cfg.num_minibatches
         self.stats = dev.zeros(self.num_updates * NUM_LOSS_STATS)
         self.batch_stats = dev.zeros(4)  # explained variance, Var(returns), churn, TV
