@@ -72,9 +72,18 @@ def make_scheduler(cfg: Config, optimizer):
 
 
 def new_run_dir(cfg: Config) -> Path:
-    run_dir = Path(cfg.runs_dir) / f"{cfg.env_id}__{cfg.algo}__{cfg.seed}__{int(time.time())}"
-    run_dir.mkdir(parents=True, exist_ok=False)
-    return run_dir
+    """runs/<env_id>__<algo>__<seed>__<unix_time>, with _2, _3 ... for runs started within the
+    same second."""
+    base = Path(cfg.runs_dir) / f"{cfg.env_id}__{cfg.algo}__{cfg.seed}__{int(time.time())}"
+    Path(cfg.runs_dir).mkdir(parents=True, exist_ok=True)
+    for k in range(1, 1000):
+        run_dir = base if k == 1 else base.with_name(f"{base.name}_{k}")
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"cannot create a run folder next to {base}")
 
 
 def train(cfg: Config, resume: Path | None = None) -> Result:

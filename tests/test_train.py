@@ -169,3 +169,24 @@ def test_profile_prints_where_the_time_went(tmp_path, capsys):
     assert code == 0 and "profile:" in err and "env stepping" in err
     for kernel in ("policy_act", "linear_forward_x4", "ppo_loss", "sgd_step", "gae"):
         assert kernel in err, kernel
+
+
+def test_target_kl_stops_the_epochs_early(tmp_path, monkeypatch):
+    """CleanRL's early stop: with a tiny target_kl every iteration stops after its first
+    epoch (approx_kl > 0 once the policy has moved), so 4 minibatch updates, not 4 x 20."""
+    from rlcl.agents.ppo import PPO
+
+    seen = []
+    original = PPO.update
+
+    def spy(self, rng):
+        stats = original(self, rng)
+        seen.append(stats["updates"])
+        return stats
+
+    monkeypatch.setattr(PPO, "update", spy)
+    train(short_config(tmp_path, total_timesteps=2048, num_minibatches=4, target_kl=1e-9))
+    assert seen and all(n == 4 for n in seen[1:])
+    seen.clear()
+    train(short_config(tmp_path, total_timesteps=2048, num_minibatches=4))
+    assert all(n == 80 for n in seen)
