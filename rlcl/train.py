@@ -25,7 +25,7 @@ from rlcl.checkpoint import (check_compatible, load_checkpoint, restore_training
 from rlcl.config import Config, to_toml
 from rlcl.device import Device
 from rlcl.diagnostics import EVAL_MEAN, iteration_scalars
-from rlcl.envs import check_spaces, make_vec_env, normalization_state
+from rlcl.envs import make_vec_env, normalization_state
 from rlcl.eval import evaluate_policy
 from rlcl.guard import Guard
 from rlcl.logger import RunLogger, format_profile, read_episodes
@@ -92,7 +92,7 @@ def train(cfg: Config, resume: Path | None = None) -> Result:
     # SETUP ---------------------------------------------------------------------------------
     device = Device(cfg.device, profile=cfg.profile or os.environ.get("RLCL_PROFILE") == "1")
     envs = make_vec_env(cfg.env_id, cfg.num_envs, cfg.norm_obs, cfg.norm_reward, cfg.gamma)
-    obs_dim = check_spaces(envs, cfg.env_id)
+    obs_dim = int(envs.single_observation_space.shape[0])  # make_vec_env checked the spaces
     num_updates = cfg.update_epochs * cfg.num_minibatches
     policy = ActorCritic(device, obs_dim, envs.single_action_space, list(cfg.hidden_sizes),
                          cfg.activation, cfg.seed, max_batch=max(cfg.batch_size, cfg.num_envs),
