@@ -24,7 +24,7 @@ import pyopencl as cl
 
 from rlcl.errors import DeviceError
 
-# Fixed for determinism (DESIGN.md section 5): no -cl-fast-relaxed-math, no -cl-mad-enable;
+# Fixed for determinism (DESIGN.md section 5): no fast, relaxed or mad-enabling math options;
 # every .cl file also starts with `#pragma OPENCL FP_CONTRACT OFF` through common.h.
 BUILD_OPTIONS: tuple[str, ...] = ("-cl-std=CL1.2",)
 KERNEL_FILES = ("linear", "linear_x4", "policy", "gaussian", "loss", "rollout", "optim")
