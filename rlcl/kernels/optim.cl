@@ -23,10 +23,13 @@
  * the same pass, since they already read g, the old velocity and the previous update:
  *   partials[(row * groups + group) * 10 + k], k = 0 u.u_prev, 1 u.u, 2 u_prev.u_prev,
  *   3 g.v_old, 4 g.g, 5 v_old.v_old, 6 v.v, 7 #(u * u_prev < 0), 8 theta.theta (before),
- *   9 #non-finite theta after. A tree in local memory, so the sums are deterministic; the host
- *   adds the rows of the groups in order (rlcl/diagnostics.py).
+ *   9 #non-finite theta after. Summed in a fixed order (each work-item over its coordinates,
+ *   then work-item 0 over the group), so deterministic; the host adds the groups' rows in
+ *   order (rlcl/diagnostics.py).
  *
- * Launch: sum_squares (L) with local L; the steps (groups * L) with local L, scratch 10 * L.
+ * Launch: sum_squares (L) with local L; the steps (groups * L) with local L, scratch 10 * L;
+ * a work-item handles coordinates gid, gid + groups * L, ... (rlcl uses L = 64 and about
+ * four coordinates per work-item: small groups and no barrier tree are fastest on PoCL).
  * Reference: rlcl/reference.py sum_squares, sgd_step, adam_step, smoothness_partials.
  */
 #include "common.h"
@@ -53,30 +56,30 @@ inline bool skip_step(float norm, float skip_above)
     return skip_above >= 0.0f && !(norm <= skip_above);
 }
 
-/* One row of partial sums per work-group, reduced in a fixed tree. */
+/* One row of partial sums per work-group: one barrier, then work-item 0 adds the L values of
+ * each sum in index order (a fixed order; cheaper on CPU devices than a tree of barriers). */
 inline void write_partials(const float *s, __global float *partials, int row,
                            __local float *r)
 {
     const int lid = get_local_id(0), L = get_local_size(0);
     for (int k = 0; k < NUM_SMOOTH; k++) r[k * L + lid] = s[k];
     barrier(CLK_LOCAL_MEM_FENCE);
-    for (int stride = L / 2; stride > 0; stride /= 2) {
-        if (lid < stride)
-            for (int k = 0; k < NUM_SMOOTH; k++) r[k * L + lid] += r[k * L + lid + stride];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
     if (lid == 0) {
         __global float *out = partials + (row * get_num_groups(0) + get_group_id(0)) * NUM_SMOOTH;
-        for (int k = 0; k < NUM_SMOOTH; k++) out[k] = r[k * L];
+        for (int k = 0; k < NUM_SMOOTH; k++) {
+            float acc = 0.0f;
+            for (int j = 0; j < L; j++) acc += r[k * L + j];
+            out[k] = acc;
+        }
     }
 }
 
 inline void accumulate(float *s, float g, float v_old, float v, float u, float u_prev,
                        float theta, float theta_new)
 {
-    s[0] = u * u_prev; s[1] = u * u; s[2] = u_prev * u_prev; s[3] = g * v_old; s[4] = g * g;
-    s[5] = v_old * v_old; s[6] = v * v; s[7] = u * u_prev < 0.0f ? 1.0f : 0.0f;
-    s[8] = theta * theta; s[9] = isfinite(theta_new) ? 0.0f : 1.0f;
+    s[0] += u * u_prev; s[1] += u * u; s[2] += u_prev * u_prev; s[3] += g * v_old;
+    s[4] += g * g; s[5] += v_old * v_old; s[6] += v * v; s[7] += u * u_prev < 0.0f ? 1.0f : 0.0f;
+    s[8] += theta * theta; s[9] += isfinite(theta_new) ? 0.0f : 1.0f;
 }
 
 __kernel void sgd_step(__global float *params, __global const float *grads,
@@ -86,9 +89,8 @@ __kernel void sgd_step(__global float *params, __global const float *grads,
                        int nesterov, int first, __global float *partials,
                        __local float *scratch)
 {
-    const int i = get_global_id(0);
     float s[NUM_SMOOTH] = {0};
-    if (i < n) {
+    for (int i = get_global_id(0); i < n; i += get_global_size(0)) {
         const float norm = norms[slot], theta = params[i];
         const float g = grads[i] * clip_scale(norm, max_norm) + weight_decay * theta;
         const float v_old = (first || momentum == 0.0f) ? 0.0f : velocity[i];
@@ -116,9 +118,8 @@ __kernel void adam_step(__global float *params, __global const float *grads,
                         float beta2, float eps, float bc2_sqrt, float weight_decay,
                         __global float *partials, __local float *scratch)
 {
-    const int i = get_global_id(0);
     float s[NUM_SMOOTH] = {0};
-    if (i < n) {
+    for (int i = get_global_id(0); i < n; i += get_global_size(0)) {
         const float norm = norms[slot], theta = params[i];
         const float g = grads[i] * clip_scale(norm, max_norm) + weight_decay * theta;
         const float m_old = exp_avg[i];
