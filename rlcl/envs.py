@@ -44,6 +44,12 @@ def resolve_env(name: str) -> tuple[str, str]:
                       f"({', '.join(ALIASES)}) or a registered gymnasium id")
 
 
+def normalize_obs(obs, mean, var, epsilon: float = 1e-8, clip: float = 10.0) -> np.ndarray:
+    """SB3 VecNormalize's observation transform: clip((obs - mean) / sqrt(var + eps), +-clip)."""
+    scaled = (np.asarray(obs) - np.asarray(mean)) / np.sqrt(np.asarray(var) + epsilon)
+    return np.clip(scaled, -clip, clip).astype(np.float32)
+
+
 class NormalizeObservation(VectorWrapper):
     """Running normalisation of observations, as SB3's VecNormalize does it:
     clip((obs - mean) / sqrt(var + 1e-8), -10, 10), statistics updated on every step.
@@ -61,8 +67,7 @@ class NormalizeObservation(VectorWrapper):
         self.update_running_mean = True
 
     def normalize(self, obs: np.ndarray) -> np.ndarray:
-        scaled = (obs - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + self.epsilon)
-        return np.clip(scaled, -self.clip, self.clip).astype(np.float32)
+        return normalize_obs(obs, self.obs_rms.mean, self.obs_rms.var, self.epsilon, self.clip)
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)

@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 import pyopencl as cl
 
-from rlcl.envs import EVAL_SEED_OFFSET, load_normalization, make_vec_env
+from rlcl.envs import EVAL_SEED_OFFSET, load_normalization, make_vec_env, normalize_obs
 from rlcl.policy import STREAM_EVAL, ActorCritic
 
 
@@ -100,10 +100,8 @@ def record_videos(policy: ActorCritic, env_id: str, episodes: int, seed: int, no
         obs, _ = env.reset(seed=seed + EVAL_SEED_OFFSET + episode)
         done, step = False, 0
         while not done:
-            x = np.asarray(obs, np.float64)
-            if rms:
-                x = np.clip((x - rms["mean"]) / np.sqrt(np.array(rms["var"]) + 1e-8), -10, 10)
-            dev.write(obs_buf, x.astype(np.float32))
+            x = normalize_obs(obs, rms["mean"], rms["var"]) if rms else obs
+            dev.write(obs_buf, np.asarray(x, np.float32))
             policy.act(obs_buf, 1, actions, logp, values, 0, seed, STREAM_EVAL, step, episode,
                        greedy=greedy)
             cl.enqueue_copy(dev.queue, host, actions)
