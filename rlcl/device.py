@@ -168,6 +168,12 @@ class Device:
             self.queue, buffer, array, dst_offset=offset * array.itemsize, is_blocking=False
         )
 
+    def group_size(self, limit: int) -> int:
+        """The largest power of two <= LIMIT that this device allows as a work-group size
+        (the tree reductions in the kernels need a power of two)."""
+        n = max(1, min(int(limit), self.device.max_work_group_size))
+        return 1 << (n.bit_length() - 1)
+
     def launch(self, name: str, global_size, local_size, *args) -> cl.Event:
         """Enqueue kernel NAME; scalars may be plain Python numbers."""
         event = self.kernels[name](self.queue, global_size, local_size, *args)

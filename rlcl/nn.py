@@ -57,8 +57,7 @@ class FlatParams:
         # smoothness partial sums, one row of SMOOTH_STATS per work-group (optim.cl).
         self.norm_slots = norm_slots
         self.norms = device.zeros(norm_slots)
-        max_group = 1 << (device.device.max_work_group_size.bit_length() - 1)
-        self.step_local_size = min(64, max_group)  # optim.cl: small groups, ~4 coords each
+        self.step_local_size = device.group_size(64)  # optim.cl: small groups, ~4 coords each
         self.step_groups = max(1, -(-self.n // (4 * self.step_local_size)))
         self.partials = device.zeros(norm_slots * self.step_groups * SMOOTH_STATS)
         self.pending_clip = (0.0, 0)  # (max_norm, slot) for the next optimizer step

@@ -24,11 +24,7 @@ from rlcl.nn import MLP, FlatParams
 
 # Philox streams: one key half per use, so the same counters never collide across uses.
 STREAM_ROLLOUT, STREAM_EVAL, STREAM_BOOTSTRAP = 1, 2, 3
-LOSS_STATS_PER_ROW = 8  # loss.h NUM_LOSS_STATS
-
-
-def _pow2_at_most(n: int) -> int:
-    return 1 << (max(1, n).bit_length() - 1)
+NUM_LOSS_STATS = 8  # loss.h: the statistics row each loss kernel writes
 
 
 class ActorCritic:
@@ -59,8 +55,7 @@ class ActorCritic:
         self.layer_table = np.array(table, np.int32)
         self.layers_buf = device.upload(self.layer_table)
         self.act_id = self.actor.act
-        self.local_size = min(_pow2_at_most(max(hidden_sizes + [self.n_outputs])), 64,
-                              _pow2_at_most(device.device.max_work_group_size))
+        self.local_size = device.group_size(min(64, max(hidden_sizes + [self.n_outputs])))
         self._local_bytes = 4 * max(obs_dim, self.n_outputs, *hidden_sizes)
         self.max_batch = max_batch
         self.actor_acts = self.actor.alloc(device, max_batch)
@@ -121,7 +116,7 @@ class ActorCritic:
         L = scratch_size
         common = (actions, old_logp, advantages, returns, old_values, batch, self.n_outputs,
                   clip_coef, int(clip_vloss), ent_coef, vf_coef, int(norm_adv), pg_mode,
-                  cl.LocalMemory(4 * LOSS_STATS_PER_ROW * L))
+                  cl.LocalMemory(4 * NUM_LOSS_STATS * L))
         if self.continuous:
             self.device.launch("ppo_loss_gaussian", (L,), (L,), self.d_outputs, self.d_values,
                                self.d_log_std, stats, row, self.outputs, self.values,

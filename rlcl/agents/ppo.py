@@ -18,10 +18,9 @@ from rlcl.config import Config
 from rlcl.diagnostics import smoothness
 from rlcl.nn import SMOOTH_STATS
 from rlcl.optim import clip_grad_norm_
-from rlcl.policy import ActorCritic
+from rlcl.policy import NUM_LOSS_STATS, ActorCritic
 from rlcl.rollout import Rollout
 
-NUM_LOSS_STATS = 8  # loss.cl
 LOSS_STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction",
               "approx_kl_max", "ratio_max", "ratio_min")
 
@@ -44,7 +43,7 @@ class PPO:
         self.total_updates = 0  # over the run, for fault injection
         first = cfg.inject_nan_update
         self.inject_at = range(first, first + cfg.inject_nan_repeat) if first >= 0 else range(0)
-        L = 1 << (min(256, dev.device.max_work_group_size).bit_length() - 1)
+        L = dev.group_size(256)
         self.reduce_size = L
         self.scratch = cl.LocalMemory(4 * L)
 

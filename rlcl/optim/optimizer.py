@@ -27,7 +27,7 @@ def clip_grad_norm_(flat: FlatParams, max_norm: float, slot: int = 0) -> None:
     no extra pass over the parameters. The norm stays on the device (no readback).
     """
     dev = flat.device
-    L = min(REDUCE_LOCAL_SIZE, 1 << (dev.device.max_work_group_size.bit_length() - 1))
+    L = dev.group_size(REDUCE_LOCAL_SIZE)
     dev.launch("sum_squares", (L,), (L,), flat.norms, slot, flat.grads, flat.n,
                cl.LocalMemory(4 * L))
     flat.pending_clip = (float(max_norm), int(slot))
