@@ -75,6 +75,9 @@ class Config:
     """normalise observations by their running mean and std, clipped to +-10 (SB3 VecNormalize)"""
     norm_reward: bool = False
     """divide rewards by the running std of the discounted return (SB3 VecNormalize)"""
+    vector_env: bool = False
+    """step CartPole-v1 with gymnasium's numpy-vectorised CartPoleVectorEnv instead of one
+    CartPole per env: faster, but a seed gives different trajectories than per-env CartPole"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """hidden layer widths of both the actor and the critic"""
     activation: str = "tanh"
@@ -142,6 +145,7 @@ NON_NEGATIVE = ("learning_rate", "clip_coef", "ent_coef", "vf_coef", "max_grad_n
                 "guard_max_skips", "guard_max_update_ratio", "guard_max_rollbacks",
                 "inject_nan_repeat", "checkpoint_every")
 UNIT_INTERVAL = ("gamma", "gae_lambda")
+VECTOR_ENVS = ("CartPole-v1",)  # envs with a numpy-vectorised gymnasium class (envs.py)
 
 
 def _coerce(key: str, value):
@@ -199,6 +203,9 @@ def validate(cfg: Config) -> Config:
                           "and num_minibatches = 1")
     if cfg.nesterov and (cfg.optimizer == "adam" or cfg.momentum == 0):
         raise ConfigError("nesterov needs optimizer momentum or sgd with momentum > 0")
+    if cfg.vector_env and cfg.env_id not in VECTOR_ENVS:
+        raise ConfigError(f"vector_env is only available for {', '.join(VECTOR_ENVS)}; "
+                          f"set vector_env = false for {cfg.env_id}")
     if cfg.lr_min > cfg.learning_rate:
         raise ConfigError(f"lr_min ({cfg.lr_min}) must not exceed learning_rate ({cfg.learning_rate})")
     return cfg

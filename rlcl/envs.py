@@ -12,6 +12,7 @@ from functools import partial
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorWrapper
 from gymnasium.wrappers.utils import RunningMeanStd
 from gymnasium.wrappers.vector import NormalizeReward, RecordEpisodeStatistics
@@ -87,12 +88,42 @@ class NormalizeObservation(VectorWrapper):
         return self.normalize(obs), rewards, terminated, truncated, info
 
 
+class SameStepCartPole(CartPoleVectorEnv):
+    """gymnasium's numpy-vectorised CartPole (all envs advance in one set of array operations,
+    about 4x faster than 8 CartPoles in a SyncVectorEnv here; issue 6), turned from its
+    NEXT_STEP autoreset into the SAME_STEP one the rollout expects: an env that ends is reset
+    in the same step, its last observation goes to ``info["final_obs"]``.
+
+    Its resets draw from one generator for all envs, so a seed gives different trajectories
+    from per-env CartPole-v1 (same dynamics, same 500-step limit)."""
+
+    metadata = {**CartPoleVectorEnv.metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def step(self, actions):
+        obs, rewards, terminated, truncated, info = super().step(actions)
+        done = terminated | truncated
+        if done.any():
+            # the reset CartPoleVectorEnv would do at the next step, done now (same bounds)
+            self.state[:, done] = self.np_random.uniform(self.low, self.high, (4, done.sum()))
+            self.steps[done] = 0
+            self.prev_done[:] = False
+            info = {"final_obs": obs, "_final_obs": done}
+            obs = self.state.T.astype(np.float32)
+        return obs, rewards, terminated, truncated, info
+
+
 def make_vec_env(env_id: str, num_envs: int, norm_obs: bool = False, norm_reward: bool = False,
-                 gamma: float = 0.99) -> gym.vector.VectorEnv:
+                 gamma: float = 0.99, vector_env: bool = False) -> gym.vector.VectorEnv:
     """SAME_STEP-autoreset vector env that records episode returns and lengths (of the raw
     rewards), optionally normalising observations and rewards (SB3's VecNormalize: rewards are
     divided by the running std of the discounted return; gymnasium's NormalizeReward).
-    Spaces rlcl cannot handle are a ConfigError here (check_spaces)."""
+    Spaces rlcl cannot handle are a ConfigError here (check_spaces). VECTOR_ENV selects
+    SameStepCartPole for CartPole-v1."""
+    if vector_env:
+        if env_id != "CartPole-v1":
+            raise ConfigError(f"vector_env is only available for CartPole-v1, not {env_id}")
+        envs = SameStepCartPole(num_envs)
+        return _wrap(envs, env_id, norm_obs, norm_reward, gamma)
     try:
         envs = SyncVectorEnv([partial(gym.make, env_id) for _ in range(num_envs)],  # picklable
                              autoreset_mode=AutoresetMode.SAME_STEP)
@@ -100,6 +131,10 @@ def make_vec_env(env_id: str, num_envs: int, norm_obs: bool = False, norm_reward
         extra = "rlcl[box2d]" if "box2d" in str(exc).lower() else "the package it names"
         raise ConfigError(f"{env_id} needs an optional dependency: pip install '{extra}' "
                           f"({str(exc).splitlines()[0]})") from None
+    return _wrap(envs, env_id, norm_obs, norm_reward, gamma)
+
+
+def _wrap(envs, env_id: str, norm_obs: bool, norm_reward: bool, gamma: float):
     check_spaces(envs, env_id)  # before any wrapper relies on a flat Box observation
     envs = RecordEpisodeStatistics(envs)
     if norm_obs:

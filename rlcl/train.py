@@ -91,7 +91,8 @@ def train(cfg: Config, resume: Path | None = None) -> Result:
     episodes and the summary."""
     # SETUP ---------------------------------------------------------------------------------
     device = Device(cfg.device, profile=cfg.profile or os.environ.get("RLCL_PROFILE") == "1")
-    envs = make_vec_env(cfg.env_id, cfg.num_envs, cfg.norm_obs, cfg.norm_reward, cfg.gamma)
+    envs = make_vec_env(cfg.env_id, cfg.num_envs, cfg.norm_obs, cfg.norm_reward, cfg.gamma,
+                        cfg.vector_env)
     obs_dim = int(envs.single_observation_space.shape[0])  # make_vec_env checked the spaces
     num_updates = cfg.update_epochs * cfg.num_minibatches
     policy = ActorCritic(device, obs_dim, envs.single_action_space, list(cfg.hidden_sizes),

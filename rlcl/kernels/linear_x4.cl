@@ -16,12 +16,6 @@
  */
 #include "common.h"
 
-inline float4 activate4(float4 x, int act)
-{
-    return (float4)(activate(x.x, act), activate(x.y, act), activate(x.z, act),
-                    activate(x.w, act));
-}
-
 __kernel void linear_forward_x4(__global float *out, __global const float *inp,
                                 __global const float *params, int w_off, int b_off,
                                 int B, int IN, int OUT, int act)
