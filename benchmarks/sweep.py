@@ -38,18 +38,15 @@ GRIDS = {
         {"num_envs": 4, "num_steps": 64},
         {"num_envs": 16, "num_steps": 16},
     ],
-    "fast_cartpole": [  # issue 6: a default that reaches 475 in less wall time
-        {"vector_env": True},
-        {"vector_env": True, "hidden_sizes": [32, 32]},
-        {"vector_env": True, "hidden_sizes": [16, 16]},
-        {"vector_env": True, "update_epochs": 10},
-        {"vector_env": True, "hidden_sizes": [32, 32], "update_epochs": 10},
-        {"vector_env": True, "hidden_sizes": [16, 16], "update_epochs": 10},
-        {"vector_env": True, "hidden_sizes": [32, 32], "update_epochs": 10,
-         "total_timesteps": 50000},
-        {"vector_env": True, "hidden_sizes": [32, 32], "update_epochs": 10, "num_envs": 16,
-         "num_steps": 16},
-        {"vector_env": True, "hidden_sizes": [64], "update_epochs": 10},
+    "fast_cartpole": [  # issue 6: the cheap default and its neighbours
+        {},
+        {"update_epochs": 2}, {"update_epochs": 5},
+        {"num_minibatches": 2}, {"num_minibatches": 8, "update_epochs": 2},
+        {"learning_rate": 0.02}, {"learning_rate": 0.05},
+        {"hidden_sizes": [32]}, {"hidden_sizes": [64, 64]},
+        {"num_envs": 16, "num_steps": 16},
+        {"vector_env": False},
+        {"hidden_sizes": [64, 64], "num_minibatches": 1, "update_epochs": 20},  # issue 2's
     ],
     "a2c_cartpole": [
         {},

@@ -5,11 +5,20 @@ A :class:`Device` owns one context and one in-order queue. It builds every
 
 Device choice (``--device SPEC`` or the ``RLCL_DEVICE`` environment variable):
 
-* nothing: the first GPU of any platform (not the Oclgrind simulator), else PoCL's CPU
-  device, else the first device;
+* nothing: the first GPU of any platform (not the Oclgrind simulator), else PoCL's ``basic``
+  CPU device, else PoCL's ``pthread`` one, else the first device;
 * ``P:D``: device D of platform P, numbered as ``--device list`` prints them;
 * any other text: the first device whose platform name or version, or device name, contains it
-  (case-insensitive), e.g. ``pocl``, ``oclgrind``, ``nvidia``.
+  (case-insensitive), e.g. ``pthread``, ``basic``, ``oclgrind``, ``nvidia``.
+
+PoCL has two CPU devices, and rlcl asks for both (``POCL_DEVICES``, unless the user set it).
+``basic`` runs each kernel on one core, in the thread that enqueued it; ``pthread`` spreads a
+kernel over all cores but hands every command to worker threads. rlcl's networks are small and
+the rollout waits for its actions at every env step, so the hand-offs cost more than the
+parallelism gains: on 2 cores a launch plus a blocking read takes 3 us on ``basic`` and 70-80 us
+on ``pthread``, and PPO on CartPole trains 1.1x (64x64, 20 epochs) to 2.2x (16x16, 10 epochs)
+faster on ``basic`` (issue 6, benchmarks/bench_sb3.md). For wide networks on many cores, try
+``--device pthread``. Both give bit-identical results.
 """
 
 from __future__ import annotations
@@ -20,14 +29,18 @@ from functools import cached_property
 from importlib import metadata, resources
 
 import numpy as np
-import pyopencl as cl
+
+# Before PoCL first lists its devices (the first get_platforms() call): expose both CPU devices.
+os.environ.setdefault("POCL_DEVICES", "basic pthread")
+
+import pyopencl as cl  # noqa: E402
 
 from rlcl.errors import DeviceError
 
 # Fixed for determinism (DESIGN.md section 5): no fast, relaxed or mad-enabling math options;
 # every .cl file also starts with `#pragma OPENCL FP_CONTRACT OFF` through common.h.
 BUILD_OPTIONS: tuple[str, ...] = ("-cl-std=CL1.2",)
-KERNEL_FILES = ("linear", "linear_x4", "policy", "gaussian", "loss", "rollout", "optim")
+KERNEL_FILES = ("linear", "linear_x4", "actor_critic", "policy", "gaussian", "loss", "rollout", "optim")
 
 
 _SCALAR_TYPES = {"int": np.int32, "uint": np.uint32, "float": np.float32}
@@ -90,10 +103,12 @@ def choose_device(spec: str | None = None) -> cl.Device:
         for _, _, dev in found:
             if dev.type & cl.device_type.GPU and "oclgrind" not in dev.platform.name.lower():
                 return dev
-        for _, _, dev in found:
-            if "portable computing language" in dev.platform.name.lower():
+        pocl = [dev for _, _, dev in found
+                if "portable computing language" in dev.platform.name.lower()]
+        for dev in pocl:
+            if dev.name.startswith("basic"):
                 return dev
-        return found[0][2]
+        return pocl[0] if pocl else found[0][2]
     if ":" in spec and all(part.isdigit() for part in spec.split(":", 1)):
         p, d = (int(x) for x in spec.split(":", 1))
         for p_idx, d_idx, dev in found:

@@ -76,6 +76,33 @@ class FlatParams:
         self.device.queue.finish()  # values may be a temporary
 
 
+class Arena:
+    """Buffers as aligned regions of ONE device buffer: the whole-network kernels
+    (actor_critic.cl) take the buffer and element offsets, every other kernel a region's own
+    sub-buffer. Regions never overlap, so the sub-buffers may be used together."""
+
+    def __init__(self, device: Device, sizes: list[int]):
+        align = max(1, device.device.mem_base_addr_align // 32)  # sub-buffer origins, in floats
+        self.offsets, end = [], 0
+        for n in sizes:
+            self.offsets.append(end)
+            end += -(-max(1, n) // align) * align
+        self.buffer = device.empty(end)
+        self.views = [self.buffer.get_sub_region(4 * off, 4 * max(1, n))
+                      for off, n in zip(self.offsets, sizes)]
+        self._offset_of = {id(v): off for v, off in zip(self.views, self.offsets)}
+
+    def offset(self, view) -> int:
+        return self._offset_of[id(view)]
+
+
+def backward_param_tiles(n_in: int, n_out: int) -> int:
+    """Work-items of one layer in actor_critic.cl ac_backward_params: 4 x 16 tiles of
+    [W; bias] when OUT is a multiple of 16, else 4 x 4."""
+    cols = n_out // 16 if n_out % 16 == 0 else _quads(n_out)
+    return cols * _quads(n_in + 1)
+
+
 class MLP:
     """Linear layers with ACT between them and a linear output, placed from offset FIRST.
 
@@ -102,33 +129,49 @@ class MLP:
             host[layer.w_off : layer.b_off] = w.T.ravel()
             host[layer.b_off : layer.b_off + layer.n_out] = 0.0
 
+    def activation_sizes(self, batch: int) -> list[int]:
+        """Floats of the activation buffers for up to BATCH rows: [input, hidden..., output]."""
+        return [batch * n for n in self.sizes]
+
+    def delta_sizes(self, batch: int) -> list[int]:
+        """Floats of the backward pass's scratch: one delta buffer per hidden width."""
+        return [batch * n for n in self.sizes[1:-1]]
+
     def alloc(self, device: Device, batch: int) -> list:
-        """Activation buffers for up to BATCH rows: [input, hidden..., output]."""
-        return [device.empty(batch * n) for n in self.sizes]
+        """Separate activation buffers (for forward/backward outside an ActorCritic)."""
+        return [device.empty(n) for n in self.activation_sizes(batch)]
 
     def alloc_grads(self, device: Device, batch: int) -> list:
-        """Scratch for the backward pass: one delta buffer per hidden width."""
-        return [device.empty(batch * n) for n in self.sizes[1:-1]]
+        return [device.empty(n) for n in self.delta_sizes(batch)]
 
     def forward(self, device: Device, params, acts: list, batch: int) -> None:
-        """acts[0] must hold the input; fills acts[1:]. Uses linear_x4.cl, bit-identical to
-        linear.cl's simple kernels and faster."""
+        """acts[0] must hold the input; fills acts[1:], one launch per layer (linear_x4.cl,
+        bit-identical to linear.cl). Training uses the whole-network kernels of
+        actor_critic.cl instead (ActorCritic.evaluate); this path is their reference in the
+        tests."""
         for k, layer in enumerate(self.layers):
             act = 0 if k == len(self.layers) - 1 else self.act
-            device.launch("linear_forward_x4", (_quads(layer.n_out), _quads(batch)), None,
-                          acts[k + 1],
-                          acts[k], params, layer.w_off, layer.b_off, batch, layer.n_in,
-                          layer.n_out, act)
+            if layer.n_out % 16 == 0 and batch % 4 == 0:  # 4 x 16 tiles fit
+                name, shape = "linear_forward_x16", (layer.n_out // 16, batch // 4)
+            else:
+                name, shape = "linear_forward_x4", (_quads(layer.n_out), _quads(batch))
+            device.launch(name, shape, None, acts[k + 1], acts[k], params, layer.w_off,
+                          layer.b_off, batch, layer.n_in, layer.n_out, act)
 
     def backward(self, device: Device, params, grads, acts: list, dout, scratch: list,
                  batch: int) -> None:
-        """DOUT is d(loss)/d(output); fills this MLP's slice of GRADS."""
+        """DOUT is d(loss)/d(output); fills this MLP's slice of GRADS, one launch per layer and
+        pass (the reference for ActorCritic.backward's whole-network kernels)."""
         for k in reversed(range(len(self.layers))):
             layer = self.layers[k]
-            device.launch("linear_backward_params_x4",
-                          (_quads(layer.n_out), _quads(layer.n_in + 1)),
-                          None, grads, dout, acts[k], layer.w_off, layer.b_off, batch,
-                          layer.n_in, layer.n_out)
+            if layer.n_out % 16 == 0:
+                name, shape = "linear_backward_params_x16", (layer.n_out // 16,
+                                                             _quads(layer.n_in + 1))
+            else:
+                name, shape = "linear_backward_params_x4", (_quads(layer.n_out),
+                                                            _quads(layer.n_in + 1))
+            device.launch(name, shape, None, grads, dout, acts[k], layer.w_off, layer.b_off,
+                          batch, layer.n_in, layer.n_out)
             if k == 0:
                 break  # no gradient w.r.t. the observations is needed
             dinp = scratch[k - 1]

@@ -20,11 +20,12 @@ import numpy as np
 import pyopencl as cl
 
 from rlcl.device import Device
-from rlcl.nn import MLP, FlatParams
+from rlcl.nn import MLP, Arena, FlatParams, backward_param_tiles
 
 # Philox streams: one key half per use, so the same counters never collide across uses.
 STREAM_ROLLOUT, STREAM_EVAL, STREAM_BOOTSTRAP = 1, 2, 3
 NUM_LOSS_STATS = 8  # loss.h: the statistics row each loss kernel writes
+AC_COLS = 10  # actor_critic.cl: ints per layer in the whole-network table
 
 
 class ActorCritic:
@@ -58,14 +59,38 @@ class ActorCritic:
         self.local_size = device.group_size(min(64, max(hidden_sizes + [self.n_outputs])))
         self._local_bytes = 4 * max(obs_dim, self.n_outputs, *hidden_sizes)
         self.max_batch = max_batch
-        self.actor_acts = self.actor.alloc(device, max_batch)
-        self.critic_acts = self.critic.alloc(device, max_batch)
-        self.critic_acts[0] = self.actor_acts[0]  # both networks read the same observations
-        self.actor_scratch = self.actor.alloc_grads(device, max_batch)
-        self.critic_scratch = self.critic.alloc_grads(device, max_batch)
-        self.d_outputs = device.empty(max_batch * self.n_outputs)  # d(loss)/d(logits or mean)
-        self.d_values = device.empty(max_batch)
-        self.d_log_std = device.empty(max_batch * self.act_dim) if self.continuous else None
+        self._alloc(device, max_batch)
+
+    def _alloc(self, device: Device, rows: int) -> None:
+        """Activations and deltas of both networks as regions of one arena, and the table
+        that tells actor_critic.cl where each layer's regions are."""
+        actor, critic = self.actor, self.critic
+        sizes = [*actor.activation_sizes(rows), *critic.activation_sizes(rows)[1:],
+                 *actor.delta_sizes(rows), *critic.delta_sizes(rows), rows * self.n_outputs,
+                 rows]
+        self.arena = Arena(device, sizes)
+        views, h = list(self.arena.views), len(actor.layers)
+        self.actor_acts = views[: h + 1]
+        self.critic_acts = [views[0], *views[h + 1 : 2 * h + 1]]  # same observations
+        self.actor_scratch = views[2 * h + 1 : 3 * h]
+        self.critic_scratch = views[3 * h : 4 * h - 1]
+        self.d_outputs, self.d_values = views[-2:]  # d(loss)/d(logits or mean), d/d(values)
+        self.d_log_std = device.empty(rows * self.act_dim) if self.continuous else None
+        rows_, tiles = [], 0
+        for mlp, acts, scratch, dout in ((actor, self.actor_acts, self.actor_scratch,
+                                          self.d_outputs),
+                                         (critic, self.critic_acts, self.critic_scratch,
+                                          self.d_values)):
+            deltas = [*scratch, dout]
+            for k, layer in enumerate(mlp.layers):
+                at = self.arena.offset
+                rows_.append((layer.w_off, layer.b_off, layer.n_in, layer.n_out, at(acts[k]),
+                              at(acts[k + 1]), at(deltas[k]), at(deltas[k - 1]) if k else -1,
+                              tiles, mlp.act if k < h - 1 else 0))
+                tiles += backward_param_tiles(layer.n_in, layer.n_out)
+        self.ac_table = np.array(rows_, np.int32)
+        self.ac_table_buf = device.upload(self.ac_table)
+        self.n_param_tiles = tiles
 
     @property
     def obs_buffer(self):
@@ -104,9 +129,10 @@ class ActorCritic:
 
     def evaluate(self, batch: int) -> None:
         """Forward both networks on the BATCH rows of :attr:`obs_buffer`; results land in
-        :attr:`outputs` and :attr:`values` with activations kept for :meth:`backward`."""
-        self.actor.forward(self.device, self.flat.params, self.actor_acts, batch)
-        self.critic.forward(self.device, self.flat.params, self.critic_acts, batch)
+        :attr:`outputs` and :attr:`values` with activations kept for :meth:`backward`.
+        One launch (actor_critic.cl); MLP.forward is the per-layer equivalent."""
+        self.device.launch("ac_forward", (-(-batch // 4), 2), None, self.arena.buffer,
+                           self.flat.params, self.ac_table_buf, len(self.actor.layers), batch)
 
     def loss(self, stats, row: int, actions, old_logp, advantages, returns, old_values,
              batch: int, clip_coef: float, clip_vloss: bool, ent_coef: float, vf_coef: float,
@@ -126,12 +152,15 @@ class ActorCritic:
                                row, self.outputs, self.values, *common)
 
     def backward(self, batch: int) -> None:
-        """Write the full gradient into ``flat.grads`` (overwriting, not accumulating)."""
-        flat = self.flat
-        self.actor.backward(self.device, flat.params, flat.grads, self.actor_acts,
-                            self.d_outputs, self.actor_scratch, batch)
-        self.critic.backward(self.device, flat.params, flat.grads, self.critic_acts,
-                             self.d_values, self.critic_scratch, batch)
+        """Write the full gradient into ``flat.grads`` (overwriting, not accumulating): the
+        deltas of every layer, then every parameter tile (actor_critic.cl); MLP.backward is
+        the per-layer equivalent."""
+        flat, dev = self.flat, self.device
+        dev.launch("ac_backward_deltas", (-(-batch // 4), 2), None, self.arena.buffer,
+                   flat.params, self.ac_table_buf, len(self.actor.layers), batch)
+        dev.launch("ac_backward_params", (self.n_param_tiles,), None, flat.grads,
+                   self.arena.buffer, self.ac_table_buf, len(self.ac_table), self.n_param_tiles,
+                   batch)
         if self.continuous:
             self.device.launch("column_sum", (self.act_dim,), None, flat.grads,
                                self.log_std_off, self.d_log_std, batch, self.act_dim)

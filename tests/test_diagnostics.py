@@ -131,8 +131,10 @@ def test_ema_and_verdicts():
 
 # -- end to end ---------------------------------------------------------------------------
 def short_cfg(tmp_path, **overrides):
+    # 20 full-batch updates per iteration (issue 2's config), which the update numbers below
+    # are counted in
     values = {**read_toml(packaged_config("ppo", "CartPole")), "total_timesteps": 4096,
-              "runs_dir": str(tmp_path), "progress": False, "eval_episodes": 2, **overrides}
+              "update_epochs": 20, "num_minibatches": 1, "runs_dir": str(tmp_path), "progress": False, "eval_episodes": 2, **overrides}
     return build_config(values)
 
 
@@ -192,7 +194,8 @@ def test_absurd_learning_rate_never_ends_in_a_silent_nan_policy(tmp_path, seed):
 def test_unrecoverable_run_exits_3_and_keeps_last_good(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "rlcl.train", "ppo", "CartPole",
                            "--total-timesteps", "4096", "--runs-dir", str(tmp_path),
-                           "--no-progress", "--set", "inject_nan_update=60", "--set",
+                           "--no-progress", "--set", "update_epochs=20", "--set",
+                           "num_minibatches=1", "--set", "inject_nan_update=60", "--set",
                            "inject_nan_repeat=1000", "--set", "guard_max_rollbacks=2"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 3

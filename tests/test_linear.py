@@ -246,3 +246,29 @@ def test_x4_kernels_are_bit_identical_to_simple(device, rng, B, IN, OUT, act):
     fast = run("linear_backward_params_x4", (q, -(-(IN + 1) // 4)), n, db, xb, w_off, b_off, B,
                IN, OUT)
     assert np.array_equal(simple[3:], fast[3:]) and np.all(np.isnan(fast[:3]))
+
+
+@pytest.mark.parametrize("act", [0, 1, 2], ids=["identity", "tanh", "relu"])
+@pytest.mark.parametrize("B, IN, OUT", [(4, 1, 16), (8, 7, 32), (256, 64, 64), (12, 4, 48),
+                                        (4, 3, 16)])
+def test_x16_kernels_are_bit_identical_to_simple(device, rng, B, IN, OUT, act):
+    params = np.float32(rng.standard_normal(IN * OUT + OUT + 3))
+    w_off, b_off = 3, 3 + IN * OUT
+    x = np.float32(rng.standard_normal((B, IN)))
+    dout = np.float32(rng.standard_normal((B, OUT)))
+    p, xb, db = device.upload(params), device.upload(x), device.upload(dout)
+
+    def run(name, shape, size, *args):
+        out = device.upload(np.full(size, np.nan, np.float32))
+        device.launch(name, shape, None, out, *args)
+        return device.read(out, size)
+
+    simple = run("linear_forward", (OUT, B), B * OUT, xb, p, w_off, b_off, B, IN, OUT, act)
+    fast = run("linear_forward_x16", (OUT // 16, B // 4), B * OUT, xb, p, w_off, b_off, B, IN,
+               OUT, act)
+    assert np.array_equal(simple, fast)
+    n = IN * OUT + OUT + 3
+    simple = run("linear_backward_params", (OUT, IN + 1), n, db, xb, w_off, b_off, B, IN, OUT)
+    fast = run("linear_backward_params_x16", (OUT // 16, -(-(IN + 1) // 4)), n, db, xb, w_off,
+               b_off, B, IN, OUT)
+    assert np.array_equal(simple[3:], fast[3:]) and np.all(np.isnan(fast[:3]))

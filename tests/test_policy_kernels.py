@@ -253,3 +253,41 @@ def test_policy_churn_kernel_matches_twin(device, rng):
     assert got[0] == -7.0 and got[1] == -7.0  # only its slot is written
     assert got[2] == pytest.approx(want[0], abs=1e-6)
     assert got[3] == pytest.approx(want[1], rel=1e-5)
+
+
+# -- actor_critic.cl: whole networks per launch, bit-identical to one launch per layer ----------
+@pytest.mark.parametrize("hidden, activation", [([64, 64], "tanh"), ([16, 16], "tanh"),
+                                                ([7], "relu"), ([16, 5, 32], "tanh")])
+@pytest.mark.parametrize("n", [1, 7, 64])
+@pytest.mark.parametrize("space", [gym.spaces.Discrete(3), gym.spaces.Box(-1, 1, (2,))],
+                         ids=["discrete", "box"])
+def test_whole_network_kernels_match_per_layer_kernels(device, rng, hidden, activation, n,
+                                                       space):
+    policy = ActorCritic(device, 5, space, hidden, activation, seed=0, max_batch=n + 5)
+    policy.flat.load(policy.flat.numpy() + np.float32(rng.normal(0, 0.3, policy.flat.n)))
+    obs = rng.standard_normal((n, 5)).astype(np.float32)
+    d_out = rng.standard_normal((n, policy.n_outputs)).astype(np.float32)
+    d_val = rng.standard_normal(n).astype(np.float32)
+    device.write(policy.obs_buffer, obs)
+    device.write(policy.d_outputs, d_out)
+    device.write(policy.d_values, d_val)
+    policy.evaluate(n)
+    if policy.continuous:
+        device.write(policy.d_log_std, np.zeros(n * policy.act_dim, np.float32))
+    policy.backward(n)
+    fused_grads = policy.flat.grad_numpy()
+
+    params, grads = policy.flat.params, device.zeros(policy.flat.n)
+    for mlp, fused_acts, dout in ((policy.actor, policy.actor_acts, d_out),
+                                  (policy.critic, policy.critic_acts, d_val)):
+        acts, scratch = mlp.alloc(device, n), mlp.alloc_grads(device, n)
+        device.write(acts[0], obs)
+        mlp.forward(device, params, acts, n)
+        for k in range(1, len(acts)):
+            width = mlp.sizes[k]
+            np.testing.assert_array_equal(device.read(fused_acts[k], n * width),
+                                          device.read(acts[k], n * width))
+        mlp.backward(device, params, grads, acts, device.upload(dout), scratch, n)
+    end = policy.critic.end
+    np.testing.assert_array_equal(fused_grads[:end], device.read(grads, policy.flat.n)[:end])
+    assert np.abs(fused_grads[:end]).max() > 0
