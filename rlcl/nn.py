@@ -76,26 +76,6 @@ class FlatParams:
         self.device.queue.finish()  # values may be a temporary
 
 
-class Arena:
-    """Buffers as aligned regions of ONE device buffer: the whole-network kernels
-    (actor_critic.cl) take the buffer and element offsets, every other kernel a region's own
-    sub-buffer. Regions never overlap, so the sub-buffers may be used together."""
-
-    def __init__(self, device: Device, sizes: list[int]):
-        align = max(1, device.device.mem_base_addr_align // 32)  # sub-buffer origins, in floats
-        self.offsets, end = [], 0
-        for n in sizes:
-            self.offsets.append(end)
-            end += -(-max(1, n) // align) * align
-        self.buffer = device.empty(end)
-        self.views = [self.buffer.get_sub_region(4 * off, 4 * max(1, n))
-                      for off, n in zip(self.offsets, sizes)]
-        self._offset_of = {id(v): off for v, off in zip(self.views, self.offsets)}
-
-    def offset(self, view) -> int:
-        return self._offset_of[id(view)]
-
-
 def backward_param_tiles(n_in: int, n_out: int) -> int:
     """Work-items of one layer in actor_critic.cl ac_backward_params: 4 x 16 tiles of
     [W; bias] when OUT is a multiple of 16, else 4 x 4."""

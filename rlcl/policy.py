@@ -20,7 +20,7 @@ import numpy as np
 import pyopencl as cl
 
 from rlcl.device import Device
-from rlcl.nn import MLP, Arena, FlatParams, backward_param_tiles
+from rlcl.nn import MLP, FlatParams, backward_param_tiles
 
 # Philox streams: one key half per use, so the same counters never collide across uses.
 STREAM_ROLLOUT, STREAM_EVAL, STREAM_BOOTSTRAP = 1, 2, 3
@@ -62,49 +62,37 @@ class ActorCritic:
         self._alloc(device, max_batch)
 
     def _alloc(self, device: Device, rows: int) -> None:
-        """Activations and deltas of both networks as regions of one arena, and the table
-        that tells actor_critic.cl where each layer's regions are."""
+        """Buffers for up to ROWS rows: the observations, outputs, values and their gradients,
+        which other kernels read and write too, each on its own; the hidden activations and
+        deltas of both networks, which only actor_critic.cl touches, as regions of one buffer
+        (``hidden``); and the table that tells actor_critic.cl where each layer's regions are
+        (-1: the layer's input is ``obs_buffer`` / its output is the network's own buffer)."""
         actor, critic = self.actor, self.critic
-        sizes = [*actor.activation_sizes(rows), *critic.activation_sizes(rows)[1:],
-                 *actor.delta_sizes(rows), *critic.delta_sizes(rows), rows * self.n_outputs,
-                 rows]
-        self.arena = Arena(device, sizes)
-        views, h = list(self.arena.views), len(actor.layers)
-        self.actor_acts = views[: h + 1]
-        self.critic_acts = [views[0], *views[h + 1 : 2 * h + 1]]  # same observations
-        self.actor_scratch = views[2 * h + 1 : 3 * h]
-        self.critic_scratch = views[3 * h : 4 * h - 1]
-        self.d_outputs, self.d_values = views[-2:]  # d(loss)/d(logits or mean), d/d(values)
+        self.obs_buffer = device.empty(rows * self.obs_dim)
+        self.outputs = device.empty(rows * self.n_outputs)  # logits or Gaussian means
+        self.values = device.empty(rows)
+        self.d_outputs = device.empty(rows * self.n_outputs)  # d(loss)/d(outputs)
+        self.d_values = device.empty(rows)
         self.d_log_std = device.empty(rows * self.act_dim) if self.continuous else None
-        rows_, tiles = [], 0
-        for mlp, acts, scratch, dout in ((actor, self.actor_acts, self.actor_scratch,
-                                          self.d_outputs),
-                                         (critic, self.critic_acts, self.critic_scratch,
-                                          self.d_values)):
-            deltas = [*scratch, dout]
+        table, tiles, end = [], 0, 0
+        self.hidden_offsets = []  # per network: [(activation, delta) offset per hidden layer]
+        for mlp in (actor, critic):
+            regions = []
+            for width in mlp.sizes[1:-1]:
+                regions.append((end, end + rows * width))
+                end += 2 * rows * width
+            self.hidden_offsets.append(regions)
+            last = len(mlp.layers) - 1
             for k, layer in enumerate(mlp.layers):
-                at = self.arena.offset
-                rows_.append((layer.w_off, layer.b_off, layer.n_in, layer.n_out, at(acts[k]),
-                              at(acts[k + 1]), at(deltas[k]), at(deltas[k - 1]) if k else -1,
-                              tiles, mlp.act if k < h - 1 else 0))
+                act_in, delta_in = regions[k - 1] if k else (-1, -1)
+                act_out, delta_out = regions[k] if k < last else (-1, -1)
+                table.append((layer.w_off, layer.b_off, layer.n_in, layer.n_out, act_in, act_out,
+                              delta_out, delta_in, tiles, mlp.act if k < last else 0))
                 tiles += backward_param_tiles(layer.n_in, layer.n_out)
-        self.ac_table = np.array(rows_, np.int32)
+        self.hidden = device.empty(end)
+        self.ac_table = np.array(table, np.int32)
         self.ac_table_buf = device.upload(self.ac_table)
         self.n_param_tiles = tiles
-
-    @property
-    def obs_buffer(self):
-        """Where :meth:`evaluate` reads its observations (max_batch x obs_dim)."""
-        return self.actor_acts[0]
-
-    @property
-    def outputs(self):
-        """The actor's outputs after :meth:`evaluate`: logits or Gaussian means."""
-        return self.actor_acts[-1]
-
-    @property
-    def values(self):
-        return self.critic_acts[-1]
 
     def act(self, obs_buf, n: int, actions, logp, values, out_off: int, seed: int, stream: int,
             step: int, iteration: int, greedy: bool = False) -> None:
@@ -131,8 +119,9 @@ class ActorCritic:
         """Forward both networks on the BATCH rows of :attr:`obs_buffer`; results land in
         :attr:`outputs` and :attr:`values` with activations kept for :meth:`backward`.
         One launch (actor_critic.cl); MLP.forward is the per-layer equivalent."""
-        self.device.launch("ac_forward", (-(-batch // 4), 2), None, self.arena.buffer,
-                           self.flat.params, self.ac_table_buf, len(self.actor.layers), batch)
+        self.device.launch("ac_forward", (-(-batch // 4), 2), None, self.hidden, self.outputs,
+                           self.values, self.obs_buffer, self.flat.params, self.ac_table_buf,
+                           len(self.actor.layers), batch)
 
     def loss(self, stats, row: int, actions, old_logp, advantages, returns, old_values,
              batch: int, clip_coef: float, clip_vloss: bool, ent_coef: float, vf_coef: float,
@@ -156,11 +145,11 @@ class ActorCritic:
         deltas of every layer, then every parameter tile (actor_critic.cl); MLP.backward is
         the per-layer equivalent."""
         flat, dev = self.flat, self.device
-        dev.launch("ac_backward_deltas", (-(-batch // 4), 2), None, self.arena.buffer,
-                   flat.params, self.ac_table_buf, len(self.actor.layers), batch)
-        dev.launch("ac_backward_params", (self.n_param_tiles,), None, flat.grads,
-                   self.arena.buffer, self.ac_table_buf, len(self.ac_table), self.n_param_tiles,
-                   batch)
+        dev.launch("ac_backward_deltas", (-(-batch // 4), 2), None, self.hidden, self.d_outputs,
+                   self.d_values, flat.params, self.ac_table_buf, len(self.actor.layers), batch)
+        dev.launch("ac_backward_params", (self.n_param_tiles,), None, flat.grads, self.hidden,
+                   self.obs_buffer, self.d_outputs, self.d_values, self.ac_table_buf,
+                   len(self.actor.layers), self.n_param_tiles, batch)
         if self.continuous:
             self.device.launch("column_sum", (self.act_dim,), None, flat.grads,
                                self.log_std_off, self.d_log_std, batch, self.act_dim)

@@ -278,16 +278,27 @@ def test_whole_network_kernels_match_per_layer_kernels(device, rng, hidden, acti
     fused_grads = policy.flat.grad_numpy()
 
     params, grads = policy.flat.params, device.zeros(policy.flat.n)
-    for mlp, fused_acts, dout in ((policy.actor, policy.actor_acts, d_out),
-                                  (policy.critic, policy.critic_acts, d_val)):
+    for net, (mlp, out, dout) in enumerate(((policy.actor, policy.outputs, d_out),
+                                            (policy.critic, policy.values, d_val))):
         acts, scratch = mlp.alloc(device, n), mlp.alloc_grads(device, n)
         device.write(acts[0], obs)
         mlp.forward(device, params, acts, n)
         for k in range(1, len(acts)):
-            width = mlp.sizes[k]
-            np.testing.assert_array_equal(device.read(fused_acts[k], n * width),
-                                          device.read(acts[k], n * width))
+            size = n * mlp.sizes[k]
+            got = (device.read(out, size) if k == len(acts) - 1 else
+                   device.read(policy.hidden, size, offset=policy.hidden_offsets[net][k - 1][0]))
+            np.testing.assert_array_equal(got, device.read(acts[k], size))
         mlp.backward(device, params, grads, acts, device.upload(dout), scratch, n)
     end = policy.critic.end
     np.testing.assert_array_equal(fused_grads[:end], device.read(grads, policy.flat.n)[:end])
     assert np.abs(fused_grads[:end]).max() > 0
+    # and against the numpy twins directly (float64 on the same float32 parameters)
+    host, table = policy.flat.numpy().astype(np.float64), policy.layer_table
+    count, want = len(policy.actor.layers), np.zeros(policy.flat.n)
+    for first, dout, outputs in ((0, d_out, policy.outputs), (count, d_val, policy.values)):
+        acts = ref.mlp_forward(obs, host, table, first, count, policy.act_id)
+        got = device.read(outputs, dout.size).reshape(acts[-1].shape)
+        np.testing.assert_allclose(got, acts[-1], rtol=1e-4, atol=1e-5)
+        want += ref.mlp_backward(dout.reshape(acts[-1].shape), acts, host, table, first, count,
+                                 policy.act_id)
+    np.testing.assert_allclose(fused_grads[:end], want[:end], rtol=1e-3, atol=1e-4)

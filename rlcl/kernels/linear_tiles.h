@@ -15,13 +15,14 @@
 #define RLCL_LINEAR_TILES_H
 #include "common.h"
 
-/* activate4 on each quarter: the same float4 tanh as every other kernel (common.h) */
+/* Store V activated with activate4, the same float4 tanh as every other kernel (common.h).
+ * The sums are stored first and activated in place, a float4 at a time, rather than taken
+ * apart with .s0123-style swizzles, which Oclgrind 21.10 reports as uninitialised values. */
 inline void store_activated16(float16 v, int act, __global float *dst)
 {
-    vstore4(activate4(v.s0123, act), 0, dst);
-    vstore4(activate4(v.s4567, act), 0, dst + 4);
-    vstore4(activate4(v.s89ab, act), 0, dst + 8);
-    vstore4(activate4(v.scdef, act), 0, dst + 12);
+    vstore16(v, 0, dst);
+    if (act == ACT_IDENTITY) return;
+    for (int q = 0; q < 4; q++) vstore4(activate4(vload4(q, dst), act), q, dst);
 }
 
 /* -- forward: out[b,o] = act(bias[o] + sum_i inp[b,i] W[i,o]) ------------------------------ */
