@@ -161,6 +161,9 @@ def truncate_events(run_dir: Path, step: int) -> None:
         os.replace(tmp, path)
 
 
+ROLLOUT_KERNELS = ("policy_act", "policy_act_gaussian")  # what runs once per env step
+
+
 def format_profile(wall: float, env_s: float, readback_s: float, kernels: dict) -> str:
     """Where the training time went (--profile / RLCL_PROFILE=1). Kernel times are device
     times from OpenCL events; on a CPU device they overlap the host's own work only while
@@ -171,9 +174,15 @@ def format_profile(wall: float, env_s: float, readback_s: float, kernels: dict) 
             f"  action readbacks (blocking)  {readback_s:8.3f} s  {100 * readback_s / wall:5.1f} %"
             "  (waits for policy_act too)",
             f"  kernels (device time)        {device_s:8.3f} s  {100 * device_s / wall:5.1f} %"]
-    for name, (count, seconds) in sorted(kernels.items(), key=lambda kv: -kv[1][1]):
-        rows.append(f"    {name:28s} {seconds:8.3f} s  {count:8d} launches  "
-                    f"{1e6 * seconds / max(count, 1):8.1f} us each")
+    groups = {"rollout (acting)": {k: v for k, v in kernels.items() if k in ROLLOUT_KERNELS},
+              "update (and advantages)": {k: v for k, v in kernels.items()
+                                          if k not in ROLLOUT_KERNELS}}
+    for group, members in groups.items():
+        group_s = sum(seconds for _, seconds in members.values())
+        rows.append(f"    {group + ':':28s} {group_s:8.3f} s  {100 * group_s / wall:5.1f} %")
+        for name, (count, seconds) in sorted(members.items(), key=lambda kv: -kv[1][1]):
+            rows.append(f"      {name:26s} {seconds:8.3f} s  {count:8d} launches  "
+                        f"{1e6 * seconds / max(count, 1):8.1f} us each")
     rest = wall - env_s - device_s
     rows.append(f"  host, Python and launches    {rest:8.3f} s  {100 * rest / wall:5.1f} %")
     return "\n".join(rows)
