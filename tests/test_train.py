@@ -149,6 +149,27 @@ def test_device_list(capsys):
     assert "0:0" in capsys.readouterr().out
 
 
+def test_pocl_basic_is_the_default_and_matches_pthread(tmp_path, monkeypatch):
+    """Issue 6: without a GPU the default is PoCL's basic device (no thread hand-offs); its
+    results are bit-identical to the pthread device's."""
+    import pyopencl as cl
+
+    from rlcl.device import _devices, choose_device
+
+    names = [dev.name for _, _, dev in _devices()]
+    has_gpu = any(dev.type & cl.device_type.GPU and "oclgrind" not in dev.platform.name.lower()
+                  for _, _, dev in _devices())
+    if has_gpu or not any(n.startswith("basic") for n in names) or not any(
+            n.startswith("pthread") for n in names):
+        pytest.skip("needs PoCL's basic and pthread devices and no GPU")
+    monkeypatch.delenv("RLCL_DEVICE", raising=False)
+    assert choose_device().name.startswith("basic")
+    runs = [train(short_config(tmp_path / d, total_timesteps=2048, device=d, eval_episodes=0))
+            for d in ("basic", "pthread")]
+    assert runs[0].episodes == runs[1].episodes and len(runs[0].episodes) > 20
+    assert runs[0].summary["params_sha256"] == runs[1].summary["params_sha256"]
+
+
 def test_list_names_algorithms_aliases_and_tuned_configs(capsys):
     assert main(["--list"]) == 0
     out = capsys.readouterr().out
