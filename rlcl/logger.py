@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from tensorboardX.event_file_writer import EventsWriter
-from tensorboardX.proto import event_pb2
+from tensorboardX.proto import event_pb2, summary_pb2
 from tensorboardX.summary import custom_scalars, scalar, text
 from tensorboardX.summary import hparams as hparams_summaries
 
@@ -73,8 +73,12 @@ class RunLogger:
         self._episodes.writerow([global_step, f"{self.elapsed():.3f}", repr(ret), length])
 
     def scalars(self, values: dict, step: int) -> None:
-        for tag, value in values.items():
-            self._write(scalar(tag, value), step)
+        # One event holds all of an iteration's values (TensorBoard reads them like separate
+        # ones): tensorboardX checksums every event in pure Python, and one event per value
+        # cost 15 % of a default CartPole run (issue 6).
+        self._write(summary_pb2.Summary(value=[
+            summary_pb2.Summary.Value(tag=tag, simple_value=float(value))
+            for tag, value in values.items()]), step)
         if time.perf_counter() - self._last_flush >= FLUSH_SECS:
             self._events.flush()  # a live run shows up in TensorBoard
             self._last_flush = time.perf_counter()
