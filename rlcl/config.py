@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from rlcl.envs import check_vector_env
 from rlcl.errors import ConfigError
 
 ALGOS = ("ppo", "a2c")
@@ -145,7 +146,6 @@ NON_NEGATIVE = ("learning_rate", "clip_coef", "ent_coef", "vf_coef", "max_grad_n
                 "guard_max_skips", "guard_max_update_ratio", "guard_max_rollbacks",
                 "inject_nan_repeat", "checkpoint_every")
 UNIT_INTERVAL = ("gamma", "gae_lambda")
-VECTOR_ENVS = ("CartPole-v1",)  # envs with a numpy-vectorised gymnasium class (envs.py)
 
 
 def _coerce(key: str, value):
@@ -203,9 +203,8 @@ def validate(cfg: Config) -> Config:
                           "and num_minibatches = 1")
     if cfg.nesterov and (cfg.optimizer == "adam" or cfg.momentum == 0):
         raise ConfigError("nesterov needs optimizer momentum or sgd with momentum > 0")
-    if cfg.vector_env and cfg.env_id not in VECTOR_ENVS:
-        raise ConfigError(f"vector_env is only available for {', '.join(VECTOR_ENVS)}; "
-                          f"set vector_env = false for {cfg.env_id}")
+    if cfg.vector_env:
+        check_vector_env(cfg.env_id)
     if cfg.lr_min > cfg.learning_rate:
         raise ConfigError(f"lr_min ({cfg.lr_min}) must not exceed learning_rate ({cfg.learning_rate})")
     return cfg

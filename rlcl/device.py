@@ -17,8 +17,8 @@ kernel over all cores but hands every command to worker threads. rlcl's networks
 the rollout waits for its actions at every env step, so the hand-offs cost more than the
 parallelism gains: on 2 cores a launch plus a blocking read takes 3 us on ``basic`` and 70-80 us
 on ``pthread``. PPO on CartPole trains 2.6x faster on ``basic`` with the shipped config, and
-as fast with SB3's 64x64 x 20 epochs (issue 6, benchmarks/bench_sb3.md). For wide networks on many cores, try
-``--device pthread``. Both give bit-identical results.
+as fast with SB3's 64x64 x 20 epochs (issue 6, benchmarks/bench_sb3.md). For wide networks
+on many cores, try ``--device pthread``. Both give bit-identical results.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ from rlcl.errors import DeviceError
 # Fixed for determinism (DESIGN.md section 5): no fast, relaxed or mad-enabling math options;
 # every .cl file also starts with `#pragma OPENCL FP_CONTRACT OFF` through common.h.
 BUILD_OPTIONS: tuple[str, ...] = ("-cl-std=CL1.2",)
-KERNEL_FILES = ("linear", "linear_x4", "actor_critic", "policy", "gaussian", "loss", "rollout", "optim")
+KERNEL_FILES = ("linear", "linear_x4", "actor_critic", "policy", "gaussian", "loss", "rollout",
+                "optim")
 
 
 _SCALAR_TYPES = {"int": np.int32, "uint": np.uint32, "float": np.float32}

@@ -109,20 +109,13 @@ class MLP:
             host[layer.w_off : layer.b_off] = w.T.ravel()
             host[layer.b_off : layer.b_off + layer.n_out] = 0.0
 
-    def activation_sizes(self, batch: int) -> list[int]:
-        """Floats of the activation buffers for up to BATCH rows: [input, hidden..., output]."""
-        return [batch * n for n in self.sizes]
-
-    def delta_sizes(self, batch: int) -> list[int]:
-        """Floats of the backward pass's scratch: one delta buffer per hidden width."""
-        return [batch * n for n in self.sizes[1:-1]]
-
     def alloc(self, device: Device, batch: int) -> list:
-        """Separate activation buffers (for forward/backward outside an ActorCritic)."""
-        return [device.empty(n) for n in self.activation_sizes(batch)]
+        """Activation buffers for up to BATCH rows: [input, hidden..., output]."""
+        return [device.empty(batch * n) for n in self.sizes]
 
     def alloc_grads(self, device: Device, batch: int) -> list:
-        return [device.empty(n) for n in self.delta_sizes(batch)]
+        """Scratch for the backward pass: one delta buffer per hidden width."""
+        return [device.empty(batch * n) for n in self.sizes[1:-1]]
 
     def forward(self, device: Device, params, acts: list, batch: int) -> None:
         """acts[0] must hold the input; fills acts[1:], one launch per layer (linear_x4.cl,

@@ -25,7 +25,6 @@ from rlcl.nn import MLP, FlatParams, backward_param_tiles
 # Philox streams: one key half per use, so the same counters never collide across uses.
 STREAM_ROLLOUT, STREAM_EVAL, STREAM_BOOTSTRAP = 1, 2, 3
 NUM_LOSS_STATS = 8  # loss.h: the statistics row each loss kernel writes
-AC_COLS = 10  # actor_critic.cl: ints per layer in the whole-network table
 
 
 class ActorCritic:

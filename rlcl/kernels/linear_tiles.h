@@ -80,11 +80,14 @@ inline void forward_rows(__global float *out, __global const float *inp,
 {
     int o = 0;
     if (nr == 4) {
-        for (; o + 16 <= OUT; o += 16) forward_tile16(out, inp, params, w_off, b_off, b, o, IN, OUT, act);
-        for (; o + 4 <= OUT; o += 4) forward_tile4(out, inp, params, w_off, b_off, b, o, IN, OUT, act);
+        for (; o + 16 <= OUT; o += 16)
+            forward_tile16(out, inp, params, w_off, b_off, b, o, IN, OUT, act);
+        for (; o + 4 <= OUT; o += 4)
+            forward_tile4(out, inp, params, w_off, b_off, b, o, IN, OUT, act);
     }
     for (int r = b; r < b + nr; r++)
-        for (int k = o; k < OUT; k++) forward_one(out, inp, params, w_off, b_off, r, k, IN, OUT, act);
+        for (int k = o; k < OUT; k++)
+            forward_one(out, inp, params, w_off, b_off, r, k, IN, OUT, act);
 }
 
 /* -- backward input: dinp[b,i] = act'(inp[b,i]) * sum_o dout[b,o] W[i,o] ------------------- */
@@ -126,9 +129,11 @@ inline void backward_input_rows(__global float *dinp, __global const float *dout
 {
     int i = 0;
     if (nr == 4)
-        for (; i + 4 <= IN; i += 4) backward_input_tile4(dinp, dout, inp, w, b, i, IN, OUT, in_act);
+        for (; i + 4 <= IN; i += 4)
+            backward_input_tile4(dinp, dout, inp, w, b, i, IN, OUT, in_act);
     for (int r = b; r < b + nr; r++)
-        for (int k = i; k < IN; k++) backward_input_one(dinp, dout, inp, w, r, k, IN, OUT, in_act);
+        for (int k = i; k < IN; k++)
+            backward_input_one(dinp, dout, inp, w, r, k, IN, OUT, in_act);
 }
 
 /* -- backward params: dW[i,o] = sum_b inp[b,i] dout[b,o], dbias[o] = sum_b dout[b,o] -------- */
