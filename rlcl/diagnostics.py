@@ -65,33 +65,42 @@ LAYOUT = {
 }
 
 
-def _mean_cos(dot, a, b) -> float:
-    ok = (a > 0) & (b > 0)
-    return float(np.mean(dot[ok] / np.sqrt(a[ok] * b[ok]))) if ok.any() else math.nan
+def _mean(values: np.ndarray, defined: np.ndarray) -> float | None:
+    """The mean over the rows where a figure is DEFINED, None where it is nowhere defined. A
+    non-finite row counts as defined, so a diverging run still shows NaN or inf."""
+    return float(np.mean(values[defined])) if defined.any() else None
 
 
-def smoothness(sums: np.ndarray, n_params: int, momentum: float | None) -> dict:
+def smoothness(sums: np.ndarray, n_params: int, momentum: float | None,
+               taken: np.ndarray | None = None) -> dict:
     """Smoothness figures from the optimizer kernel's partial sums (optim.cl; one row of 10 per
     update, groups already added in float64), averaged over the iteration's updates.
-    MOMENTUM is None for Adam, whose velocity (exp_avg) has no (1 - mu) scale."""
+    MOMENTUM is None for Adam, whose velocity (exp_avg) has no (1 - mu) scale.
+
+    The figures describe the steps taken (TAKEN, a bool per row; all by default): a step the
+    guard refused moved nothing. A figure is left out where it is undefined rather than logged
+    as NaN, which would read as a divergence (issue 10): the cosines and the sign flips need a
+    previous update (none on a run's first step, nor after a lone update per iteration, as in
+    A2C), grad_vel_cos needs a velocity (none with momentum 0), and no figure but the
+    parameters' own exists in an iteration whose every step was refused."""
     s = np.asarray(sums, np.float64)
     with np.errstate(all="ignore"):  # a diverged run has inf and NaN sums: they show as such
-        return _smoothness(s, n_params, momentum)
-
-
-def _smoothness(s: np.ndarray, n_params: int, momentum: float | None) -> dict:
-    out = {
-        "update_cos": _mean_cos(s[:, 0], s[:, 1], s[:, 2]),   # cos(u_t, u_t-1)
-        "grad_vel_cos": _mean_cos(s[:, 3], s[:, 4], s[:, 5]),  # cos(g_t, v_t-1)
-        "sign_flip_frac": float(np.mean(s[:, 7]) / n_params),
-        "update_ratio": float(np.mean(np.sqrt(s[:, 1]) / np.sqrt(np.maximum(s[:, 8], 1e-30)))),
-        "param_norm": float(np.sqrt(s[-1, 8])),
-        "nonfinite_params": float(s[-1, 9]),
-    }
-    if momentum:  # (1 - mu) ||v|| / ||g||: 1 for a constant gradient (v -> g / (1 - mu))
-        ok = s[:, 4] > 0
-        ratio = (1 - momentum) * np.sqrt(s[ok, 6] / s[ok, 4])
-        out["vel_grad_ratio"] = float(np.mean(ratio)) if ok.any() else math.nan
+        out = {"param_norm": float(np.sqrt(s[-1, 8])), "nonfinite_params": float(s[-1, 9])}
+        if taken is not None:
+            s = s[np.asarray(taken, bool)]
+        moved, had_prev, grad = s[:, 1] != 0, s[:, 2] != 0, s[:, 4] != 0
+        both = moved & had_prev
+        figures = {
+            "update_cos": _mean(s[:, 0] / np.sqrt(s[:, 1] * s[:, 2]), both),  # cos(u_t, u_t-1)
+            "grad_vel_cos": _mean(s[:, 3] / np.sqrt(s[:, 4] * s[:, 5]),  # cos(g_t, v_t-1)
+                                  grad & (s[:, 5] != 0)),
+            "sign_flip_frac": _mean(s[:, 7] / n_params, both),
+            "update_ratio": _mean(np.sqrt(s[:, 1]) / np.sqrt(np.maximum(s[:, 8], 1e-30)),
+                                  np.ones(len(s), bool)),
+        }
+        if momentum:  # (1 - mu) ||v|| / ||g||: 1 for a constant gradient (v -> g / (1 - mu))
+            figures["vel_grad_ratio"] = _mean((1 - momentum) * np.sqrt(s[:, 6] / s[:, 4]), grad)
+    out.update({k: v for k, v in figures.items() if v is not None})
     return out
 
 
@@ -180,7 +189,7 @@ class DivergenceMonitor:
             verdict = Verdict("rollback", "skipped_steps", stats["skipped_steps"])
         elif not math.isfinite(stats["loss"]):
             verdict = Verdict("rollback", "loss", stats["loss"])
-        elif stats["update_ratio"] > self.max_update_ratio:
+        elif stats.get("update_ratio", 0.0) > self.max_update_ratio:  # none: nothing moved
             verdict = Verdict("rollback", "update_ratio", stats["update_ratio"])
         elif stats["skipped_steps"] > 0:
             verdict = Verdict("skipped", "grad_norm", stats["grad_norm_preclip_max"])

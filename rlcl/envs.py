@@ -15,7 +15,7 @@ import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorWrapper
 from gymnasium.wrappers.utils import RunningMeanStd
-from gymnasium.wrappers.vector import NormalizeReward, RecordEpisodeStatistics
+from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 from rlcl.errors import ConfigError
 
@@ -88,6 +88,41 @@ class NormalizeObservation(VectorWrapper):
         return self.normalize(obs), rewards, terminated, truncated, info
 
 
+class NormalizeReward(VectorWrapper):
+    """Reward scaling as SB3's VecNormalize does it, under rlcl's SAME_STEP autoreset: per env
+    a running discounted return ``ret = gamma * ret + r`` (updated first, its variance tracked
+    over all envs), the reward divided by sqrt(Var(ret) + 1e-8) and clipped to +-10, and
+    ``ret`` reset to 0 after every end, termination or truncation.
+
+    gymnasium's own vector NormalizeReward (1.4) assumes NEXT_STEP autoreset: under SAME_STEP
+    it skips the first reward of each episode, keeps the return across a truncation and
+    carries a terminal reward into the next episode (issue 10). The mean is not subtracted:
+    that would change the sign of rewards, and with it what the agent is asked to do.
+    ``update_running_mean = False`` freezes the statistics and the returns.
+    """
+
+    def __init__(self, env, gamma: float = 0.99, epsilon: float = 1e-8, clip: float = 10.0):
+        super().__init__(env)
+        self.return_rms = RunningMeanStd(shape=())
+        self.returns = np.zeros(self.num_envs)
+        self.gamma, self.epsilon, self.clip = gamma, epsilon, clip
+        self.update_running_mean = True
+
+    def reset(self, **kwargs):
+        self.returns[:] = 0.0
+        return self.env.reset(**kwargs)
+
+    def step(self, actions):
+        obs, rewards, terminated, truncated, info = self.env.step(actions)
+        if self.update_running_mean:
+            self.returns = self.returns * self.gamma + rewards
+            self.return_rms.update(self.returns)
+        scaled = np.clip(rewards / np.sqrt(self.return_rms.var + self.epsilon), -self.clip,
+                         self.clip)
+        self.returns[terminated | truncated] = 0.0
+        return obs, scaled, terminated, truncated, info
+
+
 class SameStepCartPole(CartPoleVectorEnv):
     """gymnasium's numpy-vectorised CartPole (all envs advance in one set of array operations,
     37 against 90 us per step for 8 CartPoles in a SyncVectorEnv here; issue 6), turned from its
@@ -125,8 +160,8 @@ def check_vector_env(env_id: str) -> None:
 def make_vec_env(env_id: str, num_envs: int, norm_obs: bool = False, norm_reward: bool = False,
                  gamma: float = 0.99, vector_env: bool = False) -> gym.vector.VectorEnv:
     """SAME_STEP-autoreset vector env that records episode returns and lengths (of the raw
-    rewards), optionally normalising observations and rewards (SB3's VecNormalize: rewards are
-    divided by the running std of the discounted return; gymnasium's NormalizeReward).
+    rewards), optionally normalising observations and rewards (SB3's VecNormalize semantics:
+    NormalizeObservation and NormalizeReward above).
     Spaces rlcl cannot handle are a ConfigError here (check_spaces). VECTOR_ENV selects
     the env's numpy-vectorised class (VECTOR_ENVS)."""
     if vector_env:

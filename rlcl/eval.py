@@ -105,7 +105,8 @@ def record_videos(policy: ActorCritic, env_id: str, episodes: int, seed: int, no
             policy.act(obs_buf, 1, actions, logp, values, 0, seed, STREAM_EVAL, step, episode,
                        greedy=greedy)
             cl.enqueue_copy(dev.queue, host, actions)
-            action = policy.env_actions(host)[0] if policy.continuous else int(host[0])
+            action = policy.env_actions(host)[0] if policy.continuous else int(
+                policy.env_actions(host)[0])
             obs, _, terminated, truncated, _ = env.step(action)
             done, step = terminated or truncated, step + 1
     env.close()

@@ -7,7 +7,9 @@ threshold (``optimizer.skip_above``). After each iteration the guard asks the
 * ok: the iteration becomes the last good snapshot (device copies of the parameters and every
   optimizer buffer, plus the scheduler position and the minibatch RNG state);
 * skipped: bad steps were refused and nothing else looks wrong: go on, no new snapshot;
-* rollback: restore the last good snapshot, halve the scheduler's ``lr_scale`` and go on; past
+* rollback: restore the last good snapshot, halve the scheduler's ``lr_scale`` and go on (the
+  schedule's position is not rewound: the lr is a function of the iteration, so the cosine
+  still ends at lr_min; issue 10); past
   ``guard_max_rollbacks`` the run stops with :class:`DivergenceError` (exit code 3) after
   writing the last good state to ``checkpoints/last_good.npz``.
 
@@ -121,7 +123,7 @@ class Guard:
             state.update(copy.deepcopy(scalars))
         for name, buf in self._buffers().items():
             cl.enqueue_copy(dev.queue, buf, snap["copies"][name], byte_count=4 * n)
-        self.scheduler.load_state_dict(snap["scheduler"])
+        # not the scheduler: its position is the iteration's, and the caller sets lr_scale
         self.rng.bit_generator.state = copy.deepcopy(snap["rng"])
 
     def save_last_good(self) -> None:

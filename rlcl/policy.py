@@ -40,6 +40,7 @@ class ActorCritic:
             self.action_dtype = np.float32
         else:
             self.n_outputs, self.act_dim, self.action_dtype = int(action_space.n), 1, np.int32
+            self.action_start = int(action_space.start)  # Discrete(n, start): start .. start+n-1
         self.actor = MLP([obs_dim, *hidden_sizes, self.n_outputs], activation, first=0)
         self.critic = MLP([obs_dim, *hidden_sizes, 1], activation, first=self.actor.end)
         self.log_std_off = self.critic.end
@@ -108,10 +109,11 @@ class ActorCritic:
             cl.LocalMemory(self._local_bytes), cl.LocalMemory(self._local_bytes))
 
     def env_actions(self, actions: np.ndarray) -> np.ndarray:
-        """What the env receives: Box actions clipped to the space's bounds (the stored
-        log-probs stay those of the unclipped sample, as in SB3 and CleanRL)."""
+        """What the env receives: Discrete action indices 0 .. n-1 shifted by the space's
+        ``start``; Box actions clipped to the space's bounds (the stored log-probs stay those
+        of the unclipped sample, as in SB3 and CleanRL)."""
         if not self.continuous:
-            return actions
+            return actions + self.action_start if self.action_start else actions
         return np.clip(actions.reshape(-1, self.act_dim), self.low, self.high)
 
     def evaluate(self, batch: int) -> None:

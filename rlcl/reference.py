@@ -299,9 +299,10 @@ def sgd_step(params, grads, velocity, prev_update, norm, max_norm, skip_above, l
         d = g + momentum * v if nesterov else v
     u = -lr * d
     u_prev = np.asarray(prev_update, np.float64)
-    sums = smoothness_partials(g, v_old, v, u, u_prev, p, p + u)
-    if _skip(norm, skip_above):
+    if _skip(norm, skip_above):  # nothing written, and the sums say so
+        sums = smoothness_partials(g, v_old, v_old, 0 * u, u_prev, p, p)
         return p, velocity, prev_update, sums
+    sums = smoothness_partials(g, v_old, v, u, u_prev, p, p + u)
     return p + u, (v if momentum != 0 else velocity), u, sums
 
 
@@ -315,7 +316,8 @@ def adam_step(params, grads, exp_avg, exp_avg_sq, prev_update, norm, max_norm, s
     s = beta2 * np.asarray(exp_avg_sq, np.float64) + (1 - beta2) * g * g
     u = -step_size * m / (np.sqrt(s) / bc2_sqrt + eps)
     u_prev = np.asarray(prev_update, np.float64)
-    sums = smoothness_partials(g, m_old, m, u, u_prev, p, p + u)
-    if _skip(norm, skip_above):
+    if _skip(norm, skip_above):  # nothing written, and the sums say so
+        sums = smoothness_partials(g, m_old, m_old, 0 * u, u_prev, p, p)
         return p, exp_avg, exp_avg_sq, prev_update, sums
+    sums = smoothness_partials(g, m_old, m, u, u_prev, p, p + u)
     return p + u, m, s, u, sums

@@ -46,8 +46,9 @@ def numpy_figures(thetas, grads, mu):
         "grad_vel_cos": np.mean([cos(grads[t], vel[t]) for t in range(1, len(u))]),
         "vel_grad_ratio": np.mean([(1 - mu) * np.linalg.norm(vel[t + 1]) / np.linalg.norm(grads[t])
                                    for t in range(len(u))]),
-        "sign_flip_frac": np.mean([np.sum(u[t] * (u[t - 1] if t else 0) < 0) / u.shape[1]
-                                   for t in range(len(u))]),
+        # like the cosine, a sign flip needs a previous update: step 0 has none (issue 10)
+        "sign_flip_frac": np.mean([np.sum(u[t] * u[t - 1] < 0) / u.shape[1]
+                                   for t in range(1, len(u))]),
         "update_ratio": np.mean([np.linalg.norm(u[t]) / np.linalg.norm(thetas[t])
                                  for t in range(len(u))]),
     }
@@ -213,3 +214,45 @@ def test_diagnose_bad_folder_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "rlcl.diagnose", str(tmp_path / "nope")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stderr.strip().startswith("rlcl: error: no run folder")
+
+
+@pytest.mark.parametrize("algo, update", [("ppo", 39), ("a2c", 5)])
+def test_refused_nan_at_an_iterations_last_update_is_only_skipped(tmp_path, algo, update):
+    """Issue 10: a NaN step refused as the LAST update of an iteration (PPO: update 39 of 20
+    per iteration; A2C: every update is the last) used to read as non-finite parameters and
+    roll back with a halved lr; it must be skipped like any other refused step."""
+    extra = {"update_epochs": 1, "num_steps": 8} if algo == "a2c" else {}
+    result = train(short_cfg(tmp_path, algo=algo, inject_nan_update=update, **extra))
+    report_ = json.loads((result.run_dir / "divergence.json").read_text())
+    assert report_["first_bad_quantity"] == "grad_norm" and report_["rollbacks"] == 0
+    assert report_["lr_scale"] == 1.0 and "skipped" in report_["events"][0]["action"]
+
+
+def test_undefined_smoothness_figures_are_not_logged_as_nan(tmp_path):
+    """Issue 10: with one update per iteration (A2C) update_cos has no previous update on the
+    first iteration, and with momentum 0 grad_vel_cos never has a velocity: such a figure is
+    left out, never logged as NaN."""
+    result = train(short_cfg(tmp_path, algo="a2c", update_epochs=1, num_steps=8, momentum=0.0))
+    scalars = read_scalars(result.run_dir)
+    assert "smooth/grad_vel_cos" not in scalars
+    first_step = 8 * 8
+    assert first_step not in dict(scalars["smooth/update_cos"])
+    for tag, series in scalars.items():
+        assert all(math.isfinite(v) for _, v in series), tag
+
+
+def test_rollback_keeps_the_schedule_position(tmp_path):
+    """Issue 10: after a rollback the cosine goes on from the iteration, so its last lr is
+    lr_scale * the closed form at the last iteration (the snapshot's position lagged)."""
+    from rlcl.optim.lr_scheduler import CosineAnnealingLR
+    from rlcl.optim import SGD
+
+    cfg = short_cfg(tmp_path, inject_nan_update=130, inject_nan_repeat=4, lr_min=0.003)
+    result = train(cfg)
+    assert json.loads((result.run_dir / "divergence.json").read_text())["rollbacks"] == 1
+    lrs = sorted(read_scalars(result.run_dir)["train/learning_rate"])
+    assert [s for s, _ in lrs] == [256 * (i + 1) for i in range(cfg.num_iterations)]
+    schedule = CosineAnnealingLR(SGD([], lr=cfg.learning_rate), cfg.num_iterations, cfg.lr_min)
+    for i, (_, lr) in enumerate(lrs):
+        scale = 1.0 if i <= 6 else 0.5  # the rollback came after iteration 6
+        assert lr == pytest.approx(scale * schedule.lr_at(i, cfg.learning_rate), rel=1e-6), i

@@ -136,3 +136,110 @@ def test_vector_env_trains_and_is_refused_off_cartpole(tmp_path):
     assert train(cfg).episodes
     with pytest.raises(ConfigError, match="vector_env is only available for CartPole-v1"):
         build_config({"algo": "ppo", "env_id": "Acrobot-v1", "vector_env": True})
+
+
+class TwoRewards(gym.Env):
+    """Rewards 2, 4, 2, 4 ...; ends every LENGTH steps, by termination or by truncation."""
+
+    observation_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, length: int, truncate: bool):
+        self.length, self.truncate, self.k = length, truncate, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.k = 0
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        self.k += 1
+        end = self.k == self.length
+        reward = 2.0 if self.k % 2 else 4.0
+        return np.zeros(1, np.float32), reward, end and not self.truncate, end and self.truncate, {}
+
+
+def test_reward_normalisation_follows_sb3_vecnormalize():
+    """Issue 10, worked by hand with gamma 0.5: env 0 terminates every 2 steps, env 1 truncates
+    every 3. SB3's rule: ret = 0.5 ret + r before scaling, reset after EVERY end, so env 0's
+    returns run 2, 5, 2, 5 ... and env 1's 2, 5, 4.5, 2, 5, 4.5 ...; each reward is divided by
+    the std of all returns seen so far (gymnasium's NormalizeReward got 0 for the first reward
+    of each episode and carried env 1's return over its truncations)."""
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+    from rlcl.envs import NormalizeReward
+
+    envs = NormalizeReward(SyncVectorEnv([lambda: TwoRewards(2, False), lambda: TwoRewards(3, True)],
+                                         autoreset_mode=AutoresetMode.SAME_STEP), gamma=0.5)
+    envs.reset(seed=0)
+    by_hand = [[2.0, 5.0][t % 2] for t in range(12)], [[2.0, 5.0, 4.5][t % 3] for t in range(12)]
+    raw = [[2.0, 4.0][t % 2] for t in range(12)], [[2.0, 4.0, 2.0][t % 3] for t in range(12)]
+    seen = []
+    for t in range(12):
+        _, scaled, _, _, _ = envs.step(np.zeros(2, np.int64))
+        seen += [by_hand[0][t], by_hand[1][t]]
+        std = np.sqrt(np.var(seen) + 1e-8)  # the running statistics' prior weighs 1e-4
+        want = np.clip([raw[0][t] / std, raw[1][t] / std], -10, 10)
+        np.testing.assert_allclose(scaled, want, rtol=2e-3, err_msg=f"step {t}")
+    assert envs.return_rms.var == pytest.approx(np.var(seen), rel=2e-3)
+
+
+class StartsAtOne(gym.Env):
+    """A Discrete(2, start=1) action space: actions 1 and 2 only; 0 is an error."""
+
+    observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2, start=1)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.k = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        assert action in (1, 2), f"action {action} is outside Discrete(2, start=1)"
+        self.k += 1
+        return np.full(2, action - 1.5, np.float32), float(action == 2), False, self.k == 20, {}
+
+
+gym.register("rlcl-test/StartsAtOne-v0", entry_point=StartsAtOne)
+
+
+def test_discrete_actions_are_shifted_by_the_space_start(tmp_path):
+    """Issue 10: Discrete(n, start) gets actions start .. start+n-1, in training and in the
+    greedy evaluation; the env asserts it. Action 2 pays, so the policy should learn it."""
+    from rlcl.config import build_config
+    from rlcl.train import train
+
+    cfg = build_config({"env_id": "rlcl-test/StartsAtOne-v0", "total_timesteps": 2048,
+                        "num_envs": 4, "num_steps": 32, "runs_dir": str(tmp_path),
+                        "progress": False, "eval_episodes": 2, "hidden_sizes": [8]})
+    result = train(cfg)
+    assert result.summary["eval_mean_return"] == 20.0
+
+
+def test_gymnasium_requirement_excludes_versions_that_miscount_episodes():
+    """Issue 10: gymnasium 1.0 has no AutoresetMode, and 1.1-1.3's vector
+    RecordEpisodeStatistics ignores SAME_STEP autoreset; pyproject.toml must exclude them."""
+    import tomllib
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    deps = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    (spec,) = [Requirement(d).specifier for d in deps if Requirement(d).name == "gymnasium"]
+    assert not any(v in spec for v in ("1.0.0", "1.1.1", "1.2.2", "1.3.0"))
+    assert "1.4.0" in spec and "1.5.1" in spec
+
+
+def test_episode_statistics_count_every_step_under_same_step_autoreset():
+    """The installed gymnasium's RecordEpisodeStatistics over rlcl's vector env: CartPole
+    episodes after the first are full length (1.1-1.3 reported them one step short)."""
+    envs = make_vec_env("rlcl-test/StartsAtOne-v0", 2)
+    envs.reset(seed=0)
+    lengths = []
+    for _ in range(60):
+        _, _, _, _, infos = envs.step(np.ones(2, np.int64))
+        if "_episode" in infos:
+            lengths += [int(n) for n in infos["episode"]["l"][infos["_episode"]]]
+    assert lengths == [20] * 6

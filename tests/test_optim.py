@@ -480,3 +480,27 @@ def test_bad_arguments_raise_config_error(device, build):
     with pytest.raises(ConfigError) as info:
         build(make_flat(device, [0.0]))
     assert isinstance(info.value, RlclError) and str(info.value)
+
+
+def test_adam_never_counts_a_refused_step(device):
+    """Issue 10: with the guard's threshold set, steps at norm slots 0..4 where slot 2 holds a
+    NaN gradient (refused on the device): state["step"] counts 4, and every parameter matches
+    torch's Adam fed only the four gradients it took (the bias correction of the steps after
+    the refused one uses t = 3 and 4, not 4 and 5)."""
+    from rlcl.optim import clip_grad_norm_
+
+    n, rng = 7, np.random.default_rng(7)
+    flat = FlatParams(device, rng.standard_normal(n).astype(np.float32), norm_slots=5)
+    opt, ref = Adam(flat, lr=0.01), RefAdam(lr=0.01)
+    opt.skip_above = 1e6
+    p_ref = flat.numpy().astype(np.float64)
+    for slot in range(5):
+        g = set_grad(flat, np.full(n, np.nan) if slot == 2 else rng.standard_normal(n))
+        clip_grad_norm_(flat, 0.0, slot=slot)  # writes the norm the kernel's skip test reads
+        opt.step()
+        if slot != 2:
+            p_ref = ref.step(p_ref, g)
+        np.testing.assert_allclose(flat.numpy(), p_ref, **ADAM_TOL, err_msg=f"slot {slot}")
+    assert list(opt.settle()) == [False, False, True, False, False]  # read back once here
+    assert opt.state[flat]["step"] == 4 == ref.t
+    assert opt.state_dict()["state"][0]["step"] == 4

@@ -117,8 +117,10 @@ def test_sgd_step_by_hand(device):
 
 @pytest.mark.parametrize("norm", [5.0, float("nan")], ids=["spike", "nan"])
 def test_sgd_step_skips_above_threshold(device, rng, norm):
-    """The guard's skip: a gradient norm over skip_above, or NaN, changes nothing (the
-    partial sums still describe the update that was refused)."""
+    """The guard's skip: a gradient norm over skip_above, or NaN, changes nothing, and the
+    partial sums describe what was written: no update, the parameters as they are (issue 10:
+    they used to describe the refused update, and a refused NaN step read as non-finite
+    parameters)."""
     n = 7
     p = f32(rng.standard_normal(n))
     params, velocity, prev = device.upload(p), device.zeros(n), device.zeros(n)
@@ -127,7 +129,9 @@ def test_sgd_step_skips_above_threshold(device, rng, norm):
                        norms_buffer(device, norm), SLOT, 0.0, 2.0, n, 0.1, 0.9, 0.0, 0.0, 0, 1)
     assert np.array_equal(device.read(params, n), p)
     assert np.all(device.read(velocity, n) == 0) and np.all(device.read(prev, n) == 0)
-    assert rows[SLOT][1] > 0 or norm != norm  # ||u||^2 of the refused update
+    assert rows[SLOT][1] == 0 and rows[SLOT][7] == 0  # ||u||^2 and sign flips: nothing moved
+    assert rows[SLOT][9] == 0  # all parameters finite, as they are
+    np.testing.assert_allclose(rows[SLOT][8], np.sum(p.astype(np.float64) ** 2), rtol=1e-5)
     # below the threshold the same call does step
     launch_step(device, "sgd_step", n, params, device.upload(g), velocity, prev,
                 norms_buffer(device, 1.5), SLOT, 0.0, 2.0, n, 0.1, 0.9, 0.0, 0.0, 0, 1)
@@ -159,8 +163,8 @@ def test_adam_step_matches_twin(device, rng, n, clip, weight_decay):
         step_size = float(np.float32(lr / (1 - beta1**t)))
         bc2_sqrt = float(np.float32(math.sqrt(1 - beta2**t)))
         rows = launch_step(device, "adam_step", n, params, device.upload(g), m, s, prev, norms,
-                           SLOT, max_norm, -1.0, n, step_size, beta1, beta2, eps, bc2_sqrt,
-                           weight_decay)
+                           SLOT, max_norm, -1.0, n, device.upload(f32([step_size, bc2_sqrt])),
+                           SLOT, beta1, beta2, eps, weight_decay)
         ref_p, ref_m, ref_s, ref_u, sums = ref.adam_step(
             ref_p, g, ref_m, ref_s, ref_u, float(np.float32(norm)), max_norm, -1.0, step_size,
             beta1, beta2, eps, bc2_sqrt, weight_decay)
@@ -179,7 +183,36 @@ def test_adam_first_step_moves_each_coordinate_by_lr(device, rng):
     g = f32(rng.choice([-1.0, 1.0], n) * np.logspace(-2, 3, n))
     params, norms = device.upload(p), device.zeros(1)
     launch_step(device, "adam_step", n, params, device.upload(g), device.zeros(n),
-                device.zeros(n), device.zeros(n), norms, 0, 0.0, -1.0, n, lr / (1 - 0.9), 0.9,
-                0.999, 1e-8, math.sqrt(1 - 0.999), 0.0, partials_rows=1)
+                device.zeros(n), device.zeros(n), norms, 0, 0.0, -1.0, n,
+                device.upload(f32([lr / (1 - 0.9), math.sqrt(1 - 0.999)])), 0, 0.9, 0.999, 1e-8,
+                0.0, partials_rows=1)
     step = p.astype(np.float64) - device.read(params, n)
     np.testing.assert_allclose(step, lr * np.sign(g), rtol=0, atol=3e-7)
+
+
+def test_refused_nan_step_counts_no_nonfinite_parameters(device):
+    """A NaN gradient refused by the guard leaves finite parameters, and the sums say so
+    (before issue 10 they counted the refused theta + u, and the guard rolled back)."""
+    p = f32([1.0, 2.0, 3.0])
+    params, velocity, prev = device.upload(p), device.zeros(3), device.zeros(3)
+    rows = launch_step(device, "sgd_step", 3, params, device.upload(f32([np.nan] * 3)),
+                       velocity, prev, norms_buffer(device, np.nan), SLOT, 0.0, 2.0, 3, 0.1,
+                       0.9, 0.0, 0.0, 0, 1)
+    assert rows[SLOT][9] == 0 and rows[SLOT][1] == 0
+    assert np.array_equal(device.read(params, 3), p)
+
+
+def test_adam_bias_correction_skips_refused_steps(device, rng):
+    """adam_step's t counts the steps taken since run_start: with slot 1 refused (NaN norm),
+    the step at slot 2 uses the table's second row (t0 + 2), not its third."""
+    n = 5
+    p = f32(rng.standard_normal(n))
+    g = f32(rng.standard_normal(n))
+    norms = device.upload(f32([1.0, np.nan, 1.0]))
+    table = f32([[0.5, 0.25], [0.125, 0.0625], [1e6, 1e6]])  # the third row must not be used
+    params, m, s = device.upload(p), device.zeros(n), device.zeros(n)
+    launch_step(device, "adam_step", n, params, device.upload(g), m, s, device.zeros(n), norms,
+                2, 0.0, 2.0, n, device.upload(table), 0, 0.9, 0.999, 1e-8, 0.0)
+    want = ref.adam_step(p, g, np.zeros(n), np.zeros(n), np.zeros(n), 1.0, 0.0, 2.0, 0.125,
+                         0.9, 0.999, 1e-8, 0.0625, 0.0)
+    np.testing.assert_allclose(device.read(params, n), want[0], **ADAM_TOL)

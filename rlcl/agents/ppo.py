@@ -18,6 +18,7 @@ from rlcl.config import Config
 from rlcl.diagnostics import smoothness
 from rlcl.nn import SMOOTH_STATS
 from rlcl.optim import clip_grad_norm_
+from rlcl.optim.optimizer import refused_steps
 from rlcl.policy import NUM_LOSS_STATS, ActorCritic
 from rlcl.rollout import Rollout
 
@@ -110,17 +111,19 @@ class PPO:
         sums = sums.reshape(done, flat.step_groups, SMOOTH_STATS).astype(np.float64).sum(axis=1)
         ev, var_returns, churn, tv = dev.read(self.batch_stats, 4).astype(np.float64)
         out = {name: float(rows[:, k].mean()) for k, name in enumerate(LOSS_STATS[:5])}
-        skip_above = self.optimizer.skip_above
-        skipped = int(np.sum(~(norms <= skip_above))) if skip_above is not None else 0
+        self.optimizer.settle()  # step counts exact at the iteration's end (Adam's t)
+        refused = refused_steps(norms, self.optimizer.skip_above)  # by the guard, on the device
+        skipped = int(refused.sum())
         postclip = np.minimum(norms, c.max_grad_norm) if c.max_grad_norm > 0 else norms
         out.update(approx_kl_max=float(rows[:, 5].max()), ratio_max=float(rows[:, 6].max()),
                    ratio_min=float(rows[:, 7].min()), grad_norm_preclip=float(norms.mean()),
                    grad_norm_preclip_max=float(norms.max()),
                    grad_norm_postclip=float(postclip.mean()), explained_variance=float(ev),
                    var_returns=float(var_returns), updates=done, skipped_steps=skipped)
-        out.update(smoothness(sums, flat.n, self.momentum))
+        out.update(smoothness(sums, flat.n, self.momentum, taken=~refused))
         out["loss"] = out["policy_loss"] - c.ent_coef * out["entropy"] + c.vf_coef * out["value_loss"]
-        out["value_loss_norm"] = out["value_loss"] / var_returns if var_returns > 0 else math.nan
+        if var_returns > 0:  # undefined for constant returns: not logged (issue 10)
+            out["value_loss_norm"] = out["value_loss"] / var_returns
         out["nonfinite"] = float(np.sum(~np.isfinite(rows)) + np.sum(~np.isfinite(norms))
                                  + out["nonfinite_params"])
         if self.churn:

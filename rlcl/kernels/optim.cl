@@ -18,6 +18,12 @@
  * adam_step (torch.optim.Adam, coupled weight decay), with step_size = lr / (1 - b1^t) and
  *   bc2_sqrt = sqrt(1 - b2^t) computed on the host in float64 ("v" below is exp_avg m):
  *   m = b1 m + (1 - b1) g;  s = b2 s + (1 - b2) g^2;  u = -step_size * m / (sqrt(s) / bc2_sqrt + eps)
+ *   t counts only the steps taken (issue 10): bias[2k], bias[2k + 1] are (step_size,
+ *   bc2_sqrt) for t = t0 + k + 1, and k is the number of steps at slots run_start .. slot - 1
+ *   that were not refused (rlcl/optim/adam.py keeps t0 and the table).
+ *
+ * A refused step writes nothing, and its partial sums say so: u = 0, v and theta unchanged
+ *   (so the non-finite count and update_ratio describe the parameters as they are, issue 10).
  *
  * Both steps also write the update-smoothness partial sums of their work-group (issue 4), in
  * the same pass, since they already read g, the old velocity and the previous update:
@@ -90,8 +96,10 @@ __kernel void sgd_step(__global float *params, __global const float *grads,
                        __local float *scratch)
 {
     float s[NUM_SMOOTH] = {0};
+    const float norm = norms[slot];
+    const bool skip = skip_step(norm, skip_above);
     for (int i = get_global_id(0); i < n; i += get_global_size(0)) {
-        const float norm = norms[slot], theta = params[i];
+        const float theta = params[i];
         const float g = grads[i] * clip_scale(norm, max_norm) + weight_decay * theta;
         const float v_old = (first || momentum == 0.0f) ? 0.0f : velocity[i];
         float v = g, d = g;
@@ -101,12 +109,13 @@ __kernel void sgd_step(__global float *params, __global const float *grads,
         }
         const float u = -lr * d, u_prev = prev_update[i];  /* zeros before the first step */
         const float theta_new = theta + u;
-        if (!skip_step(norm, skip_above)) {
+        if (!skip) {
             params[i] = theta_new;
             if (momentum != 0.0f) velocity[i] = v;
             prev_update[i] = u;
         }
-        accumulate(s, g, v_old, v, u, u_prev, theta, theta_new);
+        accumulate(s, g, v_old, skip ? v_old : v, skip ? 0.0f : u, u_prev, theta,
+                   skip ? theta : theta_new);
     }
     write_partials(s, partials, slot, scratch);
 }
@@ -114,13 +123,20 @@ __kernel void sgd_step(__global float *params, __global const float *grads,
 __kernel void adam_step(__global float *params, __global const float *grads,
                         __global float *exp_avg, __global float *exp_avg_sq,
                         __global float *prev_update, __global const float *norms, int slot,
-                        float max_norm, float skip_above, int n, float step_size, float beta1,
-                        float beta2, float eps, float bc2_sqrt, float weight_decay,
+                        float max_norm, float skip_above, int n, __global const float *bias,
+                        int run_start, float beta1, float beta2, float eps, float weight_decay,
                         __global float *partials, __local float *scratch)
 {
     float s[NUM_SMOOTH] = {0};
+    const float norm = norms[slot];
+    const bool skip = skip_step(norm, skip_above);
+    /* t counts the steps taken, as torch's does: the host cannot know which steps since
+     * run_start the guard refused, so its table holds the corrections for every possible t */
+    int taken = 0;
+    for (int j = run_start; j < slot; j++) taken += skip_step(norms[j], skip_above) ? 0 : 1;
+    const float step_size = bias[2 * taken], bc2_sqrt = bias[2 * taken + 1];
     for (int i = get_global_id(0); i < n; i += get_global_size(0)) {
-        const float norm = norms[slot], theta = params[i];
+        const float theta = params[i];
         const float g = grads[i] * clip_scale(norm, max_norm) + weight_decay * theta;
         const float m_old = exp_avg[i];
         const float m = beta1 * m_old + (1.0f - beta1) * g;
@@ -128,13 +144,14 @@ __kernel void adam_step(__global float *params, __global const float *grads,
         const float u = -step_size * m / (sqrt(sq) / bc2_sqrt + eps);
         const float u_prev = prev_update[i];
         const float theta_new = theta + u;
-        if (!skip_step(norm, skip_above)) {
+        if (!skip) {
             exp_avg[i] = m;
             exp_avg_sq[i] = sq;
             params[i] = theta_new;
             prev_update[i] = u;
         }
-        accumulate(s, g, m_old, m, u, u_prev, theta, theta_new);
+        accumulate(s, g, m_old, skip ? m_old : m, skip ? 0.0f : u, u_prev, theta,
+                   skip ? theta : theta_new);
     }
     write_partials(s, partials, slot, scratch);
 }

@@ -33,6 +33,15 @@ def clip_grad_norm_(flat: FlatParams, max_norm: float, slot: int = 0) -> None:
     flat.pending_clip = (float(max_norm), int(slot))
 
 
+def refused_steps(norms: np.ndarray, skip_above: float | None) -> np.ndarray:
+    """Which steps optim.cl refused, from their gradient NORMS and the threshold they ran
+    under (None or < 0: none): the kernel's rule, compared in float32 as the kernel does."""
+    norms = np.asarray(norms, np.float32)
+    if skip_above is None or skip_above < 0:
+        return np.zeros(norms.shape, bool)
+    return ~(norms <= np.float32(skip_above))
+
+
 class Optimizer:
     """torch.optim.Optimizer's interface over :class:`FlatParams`."""
 
@@ -53,6 +62,9 @@ class Optimizer:
         # The divergence guard sets this: a step whose gradient norm is not <= skip_above
         # (a spike or NaN) changes nothing. None never skips.
         self.skip_above: float | None = None
+        # (param, norm slot, skip_above) of each step launched since the last settle(): only
+        # the device knows which of them it refused until their norms are read back
+        self._launched: list[tuple[FlatParams, int, float]] = []
 
     def zero_grad(self) -> None:
         for group in self.param_groups:
@@ -67,10 +79,39 @@ class Optimizer:
                         cl.LocalMemory(4 * SMOOTH_STATS * L))
 
     def _clip_and_skip(self, p: FlatParams) -> tuple:
-        """(norms, slot, max_norm, skip_above) arguments for this step."""
+        """(norms, slot, max_norm, skip_above) arguments for this step, which joins the run of
+        unsettled steps of P. A run holds consecutive norm slots (the kernels count refused
+        steps over a slot range), so a step that does not continue it settles it first."""
         max_norm, slot = self._take_clip(p)
         skip_above = -1.0 if self.skip_above is None else float(self.skip_above)
+        mine = self.unsettled_slots(p)
+        if mine and slot != mine[-1] + 1:
+            self.settle()
+        self._launched.append((p, slot, skip_above))
         return p.norms, slot, max_norm, skip_above
+
+    def unsettled_slots(self, p: FlatParams) -> list[int]:
+        """Norm slots of P's steps launched since the last settle(), in order."""
+        return [slot for q, slot, _ in self._launched if q is p]
+
+    def settle(self) -> np.ndarray:
+        """Which of the steps launched since the last settle() the kernel refused: a bool per
+        step, in launch order. Reads back the gradient norms (a few floats) only where a step
+        could be refused, and brings step counts up to date (Adam's ``step``): torch never
+        counts a step it did not take (issue 10). The kernel compares in float32, so here too."""
+        launched, self._launched = self._launched, []
+        refused = np.zeros(len(launched), bool)
+        norms = {}
+        for i, (p, slot, skip_above) in enumerate(launched):
+            if skip_above >= 0:
+                if p not in norms:
+                    norms[p] = p.device.read(p.norms, p.norm_slots)
+                refused[i] = refused_steps(norms[p][slot : slot + 1], skip_above)[0]
+        self._count_taken(launched, refused)
+        return refused
+
+    def _count_taken(self, launched: list, refused: np.ndarray) -> None:
+        """Hook for optimizers whose state counts steps."""
 
     @staticmethod
     def _take_clip(p: FlatParams) -> tuple[float, int]:
@@ -82,7 +123,9 @@ class Optimizer:
     _buffer_keys: tuple[str, ...] = ()
 
     def state_dict(self) -> dict:
-        """torch's layout: per-parameter state keyed by index, buffers as numpy arrays."""
+        """torch's layout: per-parameter state keyed by index, buffers as numpy arrays (after
+        settle(), so step counts are exact)."""
+        self.settle()
         index = {p: i for i, p in enumerate(p for g in self.param_groups for p in g["params"])}
         state = {}
         for p, s in self.state.items():
@@ -101,6 +144,7 @@ class Optimizer:
         for g, saved in zip(self.param_groups, state_dict["param_groups"]):
             g.update({k: v for k, v in saved.items() if k != "params"})
         self.state = defaultdict(dict)
+        self._launched = []
         for i, s in state_dict["state"].items():
             p = flat[int(i)]
             self.state[p] = {k: (p.device.upload(np.asarray(v, np.float32))
