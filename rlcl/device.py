@@ -184,6 +184,31 @@ class Device:
             self.queue, buffer, array, dst_offset=offset * array.itemsize, is_blocking=False
         )
 
+    def read_into(self, out: np.ndarray, buffer: cl.Buffer, offset: int = 0) -> np.ndarray:
+        """Blocking copy into the host array OUT (preallocated, so hot loops allocate nothing)
+        from element OFFSET of BUFFER."""
+        cl.enqueue_copy(self.queue, out, buffer, src_offset=offset * out.itemsize)
+        return out
+
+    def copy(self, dst: cl.Buffer, src: cl.Buffer, count: int, dst_offset: int = 0,
+             src_offset: int = 0, itemsize: int = 4) -> None:
+        """Device-to-device copy of COUNT elements (in queue order, no host wait)."""
+        cl.enqueue_copy(self.queue, dst, src, byte_count=count * itemsize,
+                        dst_offset=dst_offset * itemsize, src_offset=src_offset * itemsize)
+
+    def fill(self, buffer: cl.Buffer, value: float, count: int) -> None:
+        """Set COUNT float32 elements of BUFFER to VALUE."""
+        cl.enqueue_fill_buffer(self.queue, buffer, np.float32(value), 0, 4 * int(count))
+
+    @staticmethod
+    def local(nbytes: int) -> cl.LocalMemory:
+        """A __local scratch argument of NBYTES bytes for a launch."""
+        return cl.LocalMemory(int(nbytes))
+
+    @staticmethod
+    def is_buffer(value) -> bool:
+        return isinstance(value, cl.Buffer)
+
     def group_size(self, limit: int) -> int:
         """The largest power of two <= LIMIT that this device allows as a work-group size
         (the tree reductions in the kernels need a power of two)."""

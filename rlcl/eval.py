@@ -14,7 +14,6 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-import pyopencl as cl
 
 from rlcl.envs import EVAL_SEED_OFFSET, load_normalization, make_vec_env, normalize_obs
 from rlcl.policy import STREAM_EVAL, ActorCritic
@@ -41,7 +40,7 @@ def evaluate_policy(policy: ActorCritic, env_id: str, episodes: int, seed: int,
         dev.write(obs_buf, np.ascontiguousarray(obs, np.float32))
         policy.act(obs_buf, episodes, actions, logp, values, 0, seed, STREAM_EVAL, step, 0,
                    greedy=greedy)
-        cl.enqueue_copy(dev.queue, actions_host, actions)
+        dev.read_into(actions_host, actions)
         obs, _, _, _, infos = envs.step(policy.env_actions(actions_host))
         if "_episode" in infos:
             for i in np.flatnonzero(infos["_episode"]):
@@ -104,7 +103,7 @@ def record_videos(policy: ActorCritic, env_id: str, episodes: int, seed: int, no
             dev.write(obs_buf, np.asarray(x, np.float32))
             policy.act(obs_buf, 1, actions, logp, values, 0, seed, STREAM_EVAL, step, episode,
                        greedy=greedy)
-            cl.enqueue_copy(dev.queue, host, actions)
+            dev.read_into(host, actions)
             action = policy.env_actions(host)[0] if policy.continuous else int(
                 policy.env_actions(host)[0])
             obs, _, terminated, truncated, _ = env.step(action)

@@ -24,7 +24,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pyopencl as cl
 
 from rlcl.checkpoint import save_checkpoint
 from rlcl.diagnostics import DivergenceMonitor
@@ -94,7 +93,7 @@ class Guard:
         """Every device buffer a rollback must restore, by name."""
         out = {"params": self.policy.flat.params}
         for i, state in enumerate(self.optimizer.state.values()):
-            out.update({f"{i}/{k}": v for k, v in state.items() if isinstance(v, cl.Buffer)})
+            out.update({f"{i}/{k}": v for k, v in state.items() if self.policy.device.is_buffer(v)})
         return out
 
     def take_snapshot(self, iteration: int, global_step: int) -> None:
@@ -103,10 +102,10 @@ class Guard:
         copies = {}
         for name, buf in self._buffers().items():
             copies[name] = old[name] if name in old else dev.empty(n)
-            cl.enqueue_copy(dev.queue, copies[name], buf, byte_count=4 * n)
+            dev.copy(copies[name], buf, n)
         self.snapshot = {
             "copies": copies, "iteration": iteration, "global_step": global_step,
-            "scalars": copy.deepcopy([{k: v for k, v in s.items() if not isinstance(v, cl.Buffer)}
+            "scalars": copy.deepcopy([{k: v for k, v in s.items() if not dev.is_buffer(v)}
                                       for s in self.optimizer.state.values()]),
             "scheduler": self.scheduler.state_dict(),
             "rng": copy.deepcopy(self.rng.bit_generator.state)}
@@ -122,7 +121,7 @@ class Guard:
                     del state[key]
             state.update(copy.deepcopy(scalars))
         for name, buf in self._buffers().items():
-            cl.enqueue_copy(dev.queue, buf, snap["copies"][name], byte_count=4 * n)
+            dev.copy(buf, snap["copies"][name], n)
         # not the scheduler: its position is the iteration's, and the caller sets lr_scale
         self.rng.bit_generator.state = copy.deepcopy(snap["rng"])
 

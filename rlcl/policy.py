@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
-import pyopencl as cl
 
 from rlcl.device import Device
 from rlcl.nn import MLP, FlatParams, backward_param_tiles
@@ -106,7 +105,7 @@ class ActorCritic:
             logp, values, out_off, obs_buf, self.flat.params, self.layers_buf,
             len(self.actor.layers), len(self.critic.layers), self.act_id, *head, n,
             seed & 0xFFFFFFFF, stream, step, iteration, int(greedy),
-            cl.LocalMemory(self._local_bytes), cl.LocalMemory(self._local_bytes))
+            self.device.local(self._local_bytes), self.device.local(self._local_bytes))
 
     def env_actions(self, actions: np.ndarray) -> np.ndarray:
         """What the env receives: Discrete action indices 0 .. n-1 shifted by the space's
@@ -132,7 +131,7 @@ class ActorCritic:
         L = scratch_size
         common = (actions, old_logp, advantages, returns, old_values, batch, self.n_outputs,
                   clip_coef, int(clip_vloss), ent_coef, vf_coef, int(norm_adv), pg_mode,
-                  cl.LocalMemory(4 * NUM_LOSS_STATS * L))
+                  self.device.local(4 * NUM_LOSS_STATS * L))
         if self.continuous:
             self.device.launch("ppo_loss_gaussian", (L,), (L,), self.d_outputs, self.d_values,
                                self.d_log_std, stats, row, self.outputs, self.values,

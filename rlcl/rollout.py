@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import pyopencl as cl
 
 from rlcl.device import Device
 from rlcl.envs import finished_episodes
@@ -66,8 +65,8 @@ class Rollout:
             policy.act(self.obs, N, self.actions, self.logp, self.values, t * N, seed,
                        STREAM_ROLLOUT, t, iteration)
             t0 = time.perf_counter()
-            cl.enqueue_copy(dev.queue, self.actions_host, self.actions,
-                            src_offset=4 * t * N * self.act_dim)  # the one readback per step
+            dev.read_into(self.actions_host, self.actions,
+                          offset=t * N * self.act_dim)  # the one readback per step
             t1 = time.perf_counter()
             obs, rewards, terminated, truncated, infos = envs.step(
                 policy.env_actions(self.actions_host))
@@ -99,8 +98,7 @@ class Rollout:
         dev.write(self.boot_obs, final)
         policy.act(self.boot_obs, N, self.boot_actions, self.boot_logp, self.boot_values, 0,
                    seed, STREAM_BOOTSTRAP, t, iteration)
-        cl.enqueue_copy(dev.queue, self.trunc_values, self.boot_values, dst_offset=4 * t * N,
-                        byte_count=4 * N)
+        dev.copy(self.trunc_values, self.boot_values, N, dst_offset=t * N)
 
     def compute_gae(self, gamma: float, gae_lambda: float) -> None:
         self.device.launch("gae", (self.N,), None, self.advantages, self.returns, self.rewards,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pyopencl as cl
 
 from rlcl.config import Config
 from rlcl.diagnostics import smoothness
@@ -46,7 +45,7 @@ class PPO:
         self.inject_at = range(first, first + cfg.inject_nan_repeat) if first >= 0 else range(0)
         L = dev.group_size(256)
         self.reduce_size = L
-        self.scratch = cl.LocalMemory(4 * L)
+        self.scratch = dev.local(4 * L)
 
     def update(self, rng: np.random.Generator) -> dict:
         """Run the epochs over the current rollout; return host-side means of the stats."""
@@ -67,7 +66,7 @@ class PPO:
                             cfg.vf_coef, cfg.norm_adv, self.PG_MODE, L)
                 policy.backward(M)
                 if self.total_updates in self.inject_at:  # issue 4: prove the guard works
-                    cl.enqueue_copy(dev.queue, policy.flat.grads, np.float32([np.nan]))
+                    dev.write(policy.flat.grads, np.float32([np.nan]))
                 self.total_updates += 1
                 clip_grad_norm_(policy.flat, cfg.max_grad_norm, slot=done)
                 self.optimizer.step()
@@ -83,12 +82,10 @@ class PPO:
     def _rollout_outputs(self, copy_to) -> None:
         """Actor outputs on all rollout states (policy.outputs), copied to COPY_TO if given."""
         dev, policy, B = self.device, self.policy, self.cfg.batch_size
-        cl.enqueue_copy(dev.queue, policy.obs_buffer, self.rollout.obs,
-                        byte_count=4 * B * policy.obs_dim)
+        dev.copy(policy.obs_buffer, self.rollout.obs, B * policy.obs_dim)
         policy.evaluate(B)
         if copy_to is not None:
-            cl.enqueue_copy(dev.queue, copy_to, policy.outputs,
-                            byte_count=4 * B * policy.n_outputs)
+            dev.copy(copy_to, policy.outputs, B * policy.n_outputs)
 
     def minibatch_order(self, rng: np.random.Generator) -> np.ndarray:
         """A fresh permutation of the batch per epoch, from the seeded host RNG."""

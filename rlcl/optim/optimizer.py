@@ -11,7 +11,6 @@ import copy
 from collections import defaultdict
 
 import numpy as np
-import pyopencl as cl
 
 from rlcl.errors import ConfigError
 from rlcl.nn import SMOOTH_STATS, FlatParams
@@ -28,8 +27,7 @@ def clip_grad_norm_(flat: FlatParams, max_norm: float, slot: int = 0) -> None:
     """
     dev = flat.device
     L = dev.group_size(REDUCE_LOCAL_SIZE)
-    dev.launch("sum_squares", (L,), (L,), flat.norms, slot, flat.grads, flat.n,
-               cl.LocalMemory(4 * L))
+    dev.launch("sum_squares", (L,), (L,), flat.norms, slot, flat.grads, flat.n, dev.local(4 * L))
     flat.pending_clip = (float(max_norm), int(slot))
 
 
@@ -69,14 +67,14 @@ class Optimizer:
     def zero_grad(self) -> None:
         for group in self.param_groups:
             for p in group["params"]:
-                cl.enqueue_fill_buffer(p.device.queue, p.grads, np.float32(0), 0, 4 * p.n)
+                p.device.fill(p.grads, 0.0, p.n)
 
     def _launch_step(self, kernel: str, p: FlatParams, *args) -> None:
         """Launch a fused step over P: its buffers and the clip/skip scalars come first, the
         smoothness partials and local scratch last (optim.cl)."""
         L = p.step_local_size
         p.device.launch(kernel, (p.step_groups * L,), (L,), *args, p.partials,
-                        cl.LocalMemory(4 * SMOOTH_STATS * L))
+                        p.device.local(4 * SMOOTH_STATS * L))
 
     def _clip_and_skip(self, p: FlatParams) -> tuple:
         """(norms, slot, max_norm, skip_above) arguments for this step, which joins the run of
