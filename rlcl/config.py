@@ -11,12 +11,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from rlcl.envs import check_vector_env
 from rlcl.errors import ConfigError
 
 ALGOS = ("ppo", "a2c")
@@ -178,6 +178,11 @@ def _check_key(key: str) -> None:
 
 
 def validate(cfg: Config) -> Config:
+    """Every value in its range; shapes and env checks that need gymnasium are make_vec_env's
+    (envs.py), which runs before a run folder exists."""
+    for key, field in FIELDS.items():  # TOML and --set accept nan and inf: no float key does
+        if field.type == "float" and not math.isfinite(getattr(cfg, key)):
+            raise ConfigError(f"{key} must be a finite number, got {getattr(cfg, key)}")
     for key, choices in CHOICES.items():
         if getattr(cfg, key) not in choices:
             raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {getattr(cfg, key)!r}")
@@ -203,8 +208,6 @@ def validate(cfg: Config) -> Config:
                           "and num_minibatches = 1")
     if cfg.nesterov and (cfg.optimizer == "adam" or cfg.momentum == 0):
         raise ConfigError("nesterov needs optimizer momentum or sgd with momentum > 0")
-    if cfg.vector_env:
-        check_vector_env(cfg.env_id)
     if cfg.lr_min > cfg.learning_rate:
         raise ConfigError(f"lr_min ({cfg.lr_min}) must not exceed learning_rate ({cfg.learning_rate})")
     return cfg

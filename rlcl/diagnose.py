@@ -12,25 +12,11 @@ import operator
 import sys
 from pathlib import Path
 
-from tensorboardX.proto import event_pb2
-
 from rlcl.diagnostics import SMOOTH_TAGS, THRESHOLDS
 from rlcl.errors import RlclError
-from rlcl.logger import event_records
+from rlcl.logger import read_scalars
 
 OPS = {">": operator.gt, "<": operator.lt}
-
-
-def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """tag -> [(step, value)] from every events file in RUN_DIR, oldest file first."""
-    out: dict[str, list[tuple[int, float]]] = {}
-    for path in sorted(Path(run_dir).glob("events.out.tfevents.*")):
-        for _, payload in event_records(path.read_bytes()):
-            event = event_pb2.Event.FromString(payload)
-            for value in event.summary.value:
-                if value.HasField("simple_value"):
-                    out.setdefault(value.tag, []).append((event.step, value.simple_value))
-    return out
 
 
 def report(run_dir: Path) -> str:

@@ -1,4 +1,5 @@
-"""The only module that imports tensorboardX; it also owns console output and the progress bar.
+"""The only module that imports tensorboardX, so the only one that writes or reads the event
+format (``read_scalars``); it also owns console output and the progress bar.
 
 A run folder holds the TensorBoard events (flushed at least every 10 s so a live run shows),
 the hyperparameters as a text table, ``episodes.csv`` and whatever train.py writes beside them.
@@ -153,6 +154,19 @@ def event_records(data: bytes):
             return
         yield data[pos : pos + 16 + length], data[pos + 12 : pos + 12 + length]
         pos += 16 + length
+
+
+def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """tag -> [(step, value)] from every events file in RUN_DIR, oldest file first (what
+    ``python -m rlcl.diagnose`` and the tests read; this module owns the event format)."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(Path(run_dir).glob("events.out.tfevents.*")):
+        for _, payload in event_records(path.read_bytes()):
+            event = event_pb2.Event.FromString(payload)
+            for value in event.summary.value:
+                if value.HasField("simple_value"):
+                    out.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return out
 
 
 def truncate_events(run_dir: Path, step: int) -> None:

@@ -73,8 +73,9 @@ def make_scheduler(cfg: Config, optimizer):
 
 def new_run_dir(cfg: Config) -> Path:
     """runs/<env_id>__<algo>__<seed>__<unix_time>, with _2, _3 ... for runs started within the
-    same second."""
-    base = Path(cfg.runs_dir) / f"{cfg.env_id}__{cfg.algo}__{cfg.seed}__{int(time.time())}"
+    same second. A namespaced id (``ALE/Pong-v5``) names one folder: ``ALE-Pong-v5``."""
+    env = cfg.env_id.replace("/", "-")
+    base = Path(cfg.runs_dir) / f"{env}__{cfg.algo}__{cfg.seed}__{int(time.time())}"
     Path(cfg.runs_dir).mkdir(parents=True, exist_ok=True)
     for k in range(1, 1000):
         run_dir = base if k == 1 else base.with_name(f"{base.name}_{k}")

@@ -15,8 +15,9 @@ import pytest
 
 from rlcl.checkpoint import load_checkpoint
 from rlcl.config import build_config, packaged_config, read_toml
-from rlcl.diagnose import read_scalars, report
+from rlcl.diagnose import report
 from rlcl.diagnostics import DIAG_TAGS, LAYOUT, SMOOTH_TAGS, DivergenceMonitor, Ema, smoothness
+from rlcl.logger import read_scalars
 from rlcl.nn import SMOOTH_STATS, FlatParams
 from rlcl.optim import Adam, Momentum
 from rlcl.train import train
@@ -244,8 +245,8 @@ def test_undefined_smoothness_figures_are_not_logged_as_nan(tmp_path):
 def test_rollback_keeps_the_schedule_position(tmp_path):
     """Issue 10: after a rollback the cosine goes on from the iteration, so its last lr is
     lr_scale * the closed form at the last iteration (the snapshot's position lagged)."""
-    from rlcl.optim.lr_scheduler import CosineAnnealingLR
     from rlcl.optim import SGD
+    from rlcl.optim.lr_scheduler import CosineAnnealingLR
 
     cfg = short_cfg(tmp_path, inject_nan_update=130, inject_nan_repeat=4, lr_min=0.003)
     result = train(cfg)

@@ -135,7 +135,7 @@ def test_vector_env_trains_and_is_refused_off_cartpole(tmp_path):
                         "progress": False, "eval_episodes": 1})
     assert train(cfg).episodes
     with pytest.raises(ConfigError, match="vector_env is only available for CartPole-v1"):
-        build_config({"algo": "ppo", "env_id": "Acrobot-v1", "vector_env": True})
+        make_vec_env("Acrobot-v1", 2, vector_env=True)
 
 
 class TwoRewards(gym.Env):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from rlcl.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
-from rlcl.diagnose import read_scalars
+from rlcl.logger import read_scalars
 
 STEPS = 10240  # 40 PPO iterations of 256 steps
 

@@ -10,7 +10,7 @@ import tomllib
 import numpy as np
 import pytest
 
-from rlcl.diagnose import read_scalars
+from rlcl.logger import read_scalars
 from rlcl.checkpoint import load_checkpoint
 from rlcl.config import build_config, packaged_config, read_toml
 from rlcl.errors import ConfigError
@@ -130,6 +130,11 @@ BAD_INPUTS = [
     (["ppo"], "give an algorithm and an environment"),
     (["ppo", "CartPole", "--seed", "x"], "invalid int value"),
     (["ppo", "Blackjack-v1"], "Tuple observation space"),
+    # issue 10: TOML and --set accept nan and inf, which used to train and end in exit 3
+    (["ppo", "CartPole", "--set", "learning_rate=nan"], "learning_rate must be a finite"),
+    (["ppo", "CartPole", "--set", "gamma=inf"], "gamma must be a finite"),
+    (["a2c", "CartPole", "--set", "guard_z=-inf"], "guard_z must be a finite"),
+    (["ppo", "Acrobot", "--set", "vector_env=true"], "vector_env is only available"),
 ]
 
 
