@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,42 @@ import numpy as np
 from rlcl.errors import CheckpointError
 
 FORMAT_VERSION = 1
+
+# -- the run folder ----------------------------------------------------------------------------
+# runs/<env>__<algo>__<seed>__<unix_time>/ holds config.toml (the resolved config), the
+# TensorBoard events, episodes.csv, summary.json, divergence.json (if the guard acted) and
+# checkpoints/: LATEST every checkpoint_every iterations (what --resume continues), FINAL at
+# the end (what evaluation loads), LAST_GOOD when the guard gives up.
+CONFIG, LATEST, FINAL, LAST_GOOD = "config.toml", "latest.npz", "final.npz", "last_good.npz"
+
+
+def checkpoint_path(run_dir: Path, name: str = LATEST) -> Path:
+    return Path(run_dir) / "checkpoints" / name
+
+
+def run_config_path(run_dir: Path) -> Path:
+    """RUN_DIR's config.toml, or a one-line CheckpointError if RUN_DIR is no run folder."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir} is not an rlcl run folder (no {CONFIG})")
+    return path
+
+
+def resumable_checkpoint(run_dir: Path) -> Path:
+    """The checkpoint --resume continues from, or a one-line CheckpointError."""
+    run_config_path(run_dir)
+    path = checkpoint_path(run_dir, LATEST)
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir} has no checkpoints/{LATEST} to resume from; set "
+                              "checkpoint_every > 0 for runs you may want to resume")
+    return path
+
+
+def trained_checkpoint(run_dir: Path) -> Path:
+    """The parameters to evaluate: the final checkpoint, else the latest one."""
+    run_config_path(run_dir)
+    final = checkpoint_path(run_dir, FINAL)
+    return final if final.is_file() else checkpoint_path(run_dir, LATEST)
 
 
 def save_checkpoint(path: Path, *, params: np.ndarray, optimizer_state: dict,
@@ -79,23 +116,43 @@ def load_checkpoint(path: Path) -> dict:
 
 
 # -- resumable training state ------------------------------------------------------------------
-def save_training_state(path: Path, *, policy, optimizer, scheduler, rng, envs, obs, guard,
-                        agent, counters: dict, meta: dict) -> None:
-    """Everything a resume needs to continue bit for bit: parameters, optimizer buffers,
-    scheduler position, the minibatch RNG, the vector env (pickled, with its normalisation
-    statistics and episode accumulators) and its next observation, the guard's baselines and
-    the counters. Pickles are only ever read back from the user's own run folder."""
+@dataclass
+class TrainingState:
+    """The live objects a resumable checkpoint holds: parameters and optimizer buffers, the
+    scheduler position, the minibatch RNG, the guard's baselines, the agent's update count,
+    the vector env (with its normalisation statistics and episode accumulators) and the
+    observation the next rollout starts from."""
+
+    policy: object
+    optimizer: object
+    scheduler: object
+    rng: np.random.Generator
+    guard: object
+    agent: object
+    envs: object
+    obs: np.ndarray | None = None
+
+
+def save_training_state(path: Path, state: TrainingState, counters: dict, meta: dict) -> None:
+    """Everything a resume needs to continue bit for bit, with COUNTERS (iteration,
+    global_step, elapsed training seconds). Pickles are only ever read back from the user's
+    own run folder."""
     save_checkpoint(
-        path, params=policy.flat.numpy(), optimizer_state=optimizer.state_dict(),
-        scheduler_state=scheduler.state_dict(),
-        meta={**meta, **counters, "rng": rng.bit_generator.state, "guard": guard.state_dict(),
-              "total_updates": agent.total_updates},
-        extra={"obs": np.asarray(obs, np.float32),
-               "env": np.frombuffer(pickle.dumps(envs), np.uint8)})
+        path, params=state.policy.flat.numpy(), optimizer_state=state.optimizer.state_dict(),
+        scheduler_state=state.scheduler.state_dict(),
+        meta={**meta, **counters, "rng": state.rng.bit_generator.state,
+              "guard": state.guard.state_dict(), "total_updates": state.agent.total_updates},
+        extra={"obs": np.asarray(state.obs, np.float32),
+               "env": np.frombuffer(pickle.dumps(state.envs), np.uint8)})
 
 
-def restore_training_state(ckpt: dict, *, policy, optimizer, scheduler, rng, guard, agent):
-    """Load CKPT (from load_checkpoint) into the fresh objects; return (envs, obs)."""
+def resume_training(run_dir: Path, state: TrainingState, *, env_id: str, obs_dim: int) -> dict:
+    """Load RUN_DIR's latest checkpoint into STATE's fresh objects (its envs are replaced by
+    the saved ones, after closing them); return the counters to continue from."""
+    path = resumable_checkpoint(run_dir)
+    ckpt = load_checkpoint(path)
+    check_compatible(ckpt, path, env_id=env_id, n_params=state.policy.flat.n, obs_dim=obs_dim,
+                     act_dim=state.policy.act_dim)
     if "env" not in ckpt["extra"]:
         raise CheckpointError("this checkpoint holds no training state (an evaluation-only "
                               "checkpoint?); resume from a run's checkpoints/latest.npz")
@@ -104,13 +161,17 @@ def restore_training_state(ckpt: dict, *, policy, optimizer, scheduler, rng, gua
     except Exception as exc:  # a pickle from another gymnasium version, say
         raise CheckpointError(f"the checkpoint's environment state cannot be restored "
                               f"({type(exc).__name__}); resume with the versions that wrote it")
-    policy.flat.load(ckpt["params"])
-    optimizer.load_state_dict(ckpt["optimizer_state"])
-    scheduler.load_state_dict(ckpt["scheduler_state"])
-    rng.bit_generator.state = ckpt["meta"]["rng"]
-    guard.load_state_dict(ckpt["meta"]["guard"])
-    agent.total_updates = ckpt["meta"]["total_updates"]
-    return envs, ckpt["extra"]["obs"]
+    state.envs.close()
+    state.envs, state.obs = envs, ckpt["extra"]["obs"]
+    state.policy.flat.load(ckpt["params"])
+    state.optimizer.load_state_dict(ckpt["optimizer_state"])
+    state.scheduler.load_state_dict(ckpt["scheduler_state"])
+    state.rng.bit_generator.state = ckpt["meta"]["rng"]
+    state.guard.load_state_dict(ckpt["meta"]["guard"])
+    state.agent.total_updates = ckpt["meta"]["total_updates"]
+    counters = {k: ckpt["meta"][k] for k in ("iteration", "global_step", "elapsed")}
+    state.guard.take_snapshot(counters["iteration"], counters["global_step"])
+    return counters
 
 
 def check_compatible(ckpt: dict, path: Path, *, env_id: str, n_params: int, obs_dim: int,

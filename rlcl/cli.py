@@ -1,8 +1,9 @@
-"""The command line of ``python -m rlcl.train``: parsing, config resolution, one-line errors.
+"""The command line of ``python -m rlcl.train``: parsing, config resolution and the summary
+lines. ``rlcl.train.main`` runs it; this module never imports rlcl.train (no import cycle).
 
 Every bad input (an unknown algorithm, environment or key, a bad value, no usable device, a
-corrupt checkpoint) is an RlclError: one line on stderr and exit code 2 (3 for a divergence
-the guard could not recover from).
+corrupt checkpoint) is an RlclError, which main() prints as one line with exit code 2 (3 for a
+divergence the guard could not recover from).
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from rlcl.checkpoint import resumable_checkpoint, run_config_path
 from rlcl.config import ALGOS, Config, build_config, packaged_config, parse_override, read_toml
 from rlcl.device import Device, list_devices
 from rlcl.envs import ALIASES, resolve_env
-from rlcl.errors import CheckpointError, ConfigError, RlclError
-from rlcl.train import LATEST, train
+from rlcl.errors import ConfigError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,12 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
 def resume_config(run_dir: Path, args: argparse.Namespace) -> Config:
     """The run's own resolved config (config.toml), with only --device and --no-progress
     taken from this command line."""
-    if not (run_dir / "config.toml").is_file():
-        raise CheckpointError(f"{run_dir} is not an rlcl run folder (no config.toml)")
-    if not (run_dir / "checkpoints" / LATEST).is_file():
-        raise CheckpointError(f"{run_dir} has no checkpoints/{LATEST} to resume from; set "
-                              "checkpoint_every > 0 for runs you may want to resume")
-    values = read_toml(run_dir / "config.toml")
+    resumable_checkpoint(run_dir)  # a one-line error if there is nothing to resume
+    values = read_toml(run_config_path(run_dir))
     if args.device is not None:
         values["device"] = args.device
     if args.no_progress:
@@ -101,29 +98,22 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return build_config(values)
 
 
-def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-        if args.device == "list":
-            print(list_devices())
-            return 0
-        if args.list:
-            print(describe_choices())
-            return 0
-        if args.resume is not None:
-            cfg = resume_config(args.resume, args)
-            Device(cfg.device)
-            result = train(cfg, resume=args.resume)
-        else:
-            cfg = config_from_args(args)
-            Device(cfg.device)  # fail on a bad device before a run folder is made
-            result = train(cfg)
-    except RlclError as exc:
-        print(f"rlcl: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("rlcl: interrupted", file=sys.stderr)
-        return 130
+def parse_command(argv: list[str] | None = None) -> tuple[Config | None, Path | None]:
+    """(config, run folder to resume or None) for ARGV; (None, None) when the command only
+    prints (--list, --device list). The device is checked here, before any run folder."""
+    args = build_parser().parse_args(argv)
+    if args.device == "list":
+        print(list_devices())
+        return None, None
+    if args.list:
+        print(describe_choices())
+        return None, None
+    cfg = resume_config(args.resume, args) if args.resume is not None else config_from_args(args)
+    Device(cfg.device)  # fail on a bad device before a run folder is made
+    return cfg, args.resume
+
+
+def print_summary(result) -> None:
     s = result.summary
     print(f"run folder: {result.run_dir}")
     print(f"trained {s['total_timesteps']:,} steps in {s['wall_seconds']:.1f} s "
@@ -131,8 +121,3 @@ def main(argv: list[str] | None = None) -> int:
     if s["eval_episodes"]:
         print(f"greedy evaluation over {s['eval_episodes']} episodes: "
               f"{s['eval_mean_return']:.1f} +/- {s['eval_std_return']:.1f}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

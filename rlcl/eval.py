@@ -53,18 +53,13 @@ def evaluate_policy(policy: ActorCritic, env_id: str, episodes: int, seed: int,
 
 def load_run_policy(run_dir: Path, device_spec: str | None = None):
     """(config, policy with the run's final or latest parameters, normalisation state)."""
-    from rlcl.checkpoint import check_compatible, load_checkpoint
+    from rlcl.checkpoint import (check_compatible, load_checkpoint, run_config_path,
+                                 trained_checkpoint)
     from rlcl.config import build_config, read_toml
     from rlcl.device import Device
-    from rlcl.errors import CheckpointError
 
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.toml").is_file():
-        raise CheckpointError(f"{run_dir} is not an rlcl run folder (no config.toml)")
-    cfg = build_config(read_toml(run_dir / "config.toml"))
-    path = run_dir / "checkpoints" / "final.npz"
-    if not path.is_file():
-        path = run_dir / "checkpoints" / "latest.npz"
+    cfg = build_config(read_toml(run_config_path(run_dir)))
+    path = trained_checkpoint(run_dir)
     ckpt = load_checkpoint(path)
     env = gym.make(cfg.env_id)
     obs_dim = int(np.prod(env.observation_space.shape))

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlcl.checkpoint import save_checkpoint
+from rlcl.checkpoint import LAST_GOOD, checkpoint_path, save_checkpoint
 from rlcl.diagnostics import DivergenceMonitor
 from rlcl.errors import RlclError
 
@@ -75,7 +75,7 @@ class Guard:
                     f"training diverged ({verdict.reason} = {verdict.value:.3g} at step "
                     f"{global_step}) and {self.cfg.guard_max_rollbacks} rollbacks did not help; "
                     f"see {self.run_dir / 'divergence.json'}; the last good state is in "
-                    f"{self.run_dir / 'checkpoints' / 'last_good.npz'}: lower learning_rate")
+                    f"{checkpoint_path(self.run_dir, LAST_GOOD)}: lower learning_rate")
         return {**figures, "lr_scale": self.scheduler.lr_scale, "rollbacks": self.rollbacks}
 
     def state_dict(self) -> dict:
@@ -135,7 +135,7 @@ class Guard:
         for i, scalars in enumerate(snap["scalars"]):
             state.setdefault(i, {}).update(scalars)
         opt_state = {"state": state, "param_groups": self.optimizer.state_dict()["param_groups"]}
-        save_checkpoint(self.run_dir / "checkpoints" / "last_good.npz",
+        save_checkpoint(checkpoint_path(self.run_dir, LAST_GOOD),
                         params=dev.read(snap["copies"]["params"], n), optimizer_state=opt_state,
                         scheduler_state=snap["scheduler"],
                         meta={**self.meta, "iteration": snap["iteration"],

@@ -55,9 +55,10 @@ class Rollout:
         self.mb_val = device.empty(minibatch_size)
 
     def collect(self, envs, obs: np.ndarray, policy: ActorCritic, seed: int, iteration: int,
-                global_step: int, on_episode) -> np.ndarray:
-        """Run T vector steps from OBS; call on_episode(step, return, length) per finished
-        episode; return the observation to start the next rollout from."""
+                global_step: int) -> tuple[np.ndarray, list[tuple[int, float, int]]]:
+        """Run T vector steps from OBS; return the observation to start the next rollout from
+        and the (global step, return, length) of every episode that ended, in order."""
+        finished = []
         dev, N, D = self.device, self.N, self.obs_dim
         for t in range(self.T):
             obs = np.ascontiguousarray(obs, np.float32)
@@ -79,14 +80,14 @@ class Rollout:
             if np.any(truncated & ~terminated):
                 self._bootstrap_truncated(policy, obs, infos, t, seed, iteration)
             for ret, length in finished_episodes(infos):
-                on_episode(global_step, ret, length)
+                finished.append((global_step, ret, length))
         obs = np.ascontiguousarray(obs, np.float32)
         dev.write(self.obs, obs, offset=self.T * N * D)
         policy.act(self.obs, N, self.actions, self.logp, self.values, self.T * N, seed,
                    STREAM_ROLLOUT, self.T, iteration)
         dev.write(self.rewards, self.rewards_host)
         dev.write(self.ends, self.ends_host)
-        return obs
+        return obs, finished
 
     def _bootstrap_truncated(self, policy, obs, infos, t, seed, iteration) -> None:
         """trunc_values[t] = V(final_obs) (SB3 issue 633): a time limit is not a failure.

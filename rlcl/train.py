@@ -1,9 +1,11 @@
-"""``python -m rlcl.train ALGO ENV``: ``train(cfg)``, one readable loop, and the command line
-(rlcl/cli.py).
+"""``python -m rlcl.train ALGO ENV``: ``train(cfg)``, one loop that reads top to bottom, and
+``main()``, the command line (its parsing and config resolution live in rlcl/cli.py).
 
-The loop follows CleanRL's order: SETUP, then per iteration ROLLOUT, ADVANTAGE, UPDATE, LOG;
-then a final checkpoint and a greedy evaluation. ``train(cfg, resume=RUN_DIR)`` continues a
-run from its latest checkpoint, bit for bit as if it had never stopped.
+The loop follows CleanRL's order: SETUP, then per iteration ROLLOUT, ADVANTAGE, UPDATE, LOG
+(and a checkpoint every ``checkpoint_every`` iterations); then a final checkpoint, a greedy
+evaluation on gymnasium's own env and the summary. ``train(cfg, resume=RUN_DIR)`` continues a
+run from its latest checkpoint, bit for bit as if it had never stopped (rlcl/checkpoint.py).
+Nothing imports this module: it is an entry point (docs/architecture.md, module map).
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ import numpy as np
 
 from rlcl.agents.a2c import A2C
 from rlcl.agents.ppo import PPO
-from rlcl.checkpoint import (check_compatible, load_checkpoint, restore_training_state,
-                             save_training_state)
+from rlcl.checkpoint import (CONFIG, FINAL, LATEST, TrainingState, checkpoint_path,
+                             resume_training, save_training_state)
+from rlcl.cli import parse_command, print_summary
 from rlcl.config import Config, to_toml
 from rlcl.device import Device
 from rlcl.diagnostics import EVAL_MEAN, iteration_scalars
 from rlcl.envs import make_vec_env, normalization_state
+from rlcl.errors import RlclError
 from rlcl.eval import evaluate_policy
 from rlcl.guard import Guard
 from rlcl.logger import RunLogger, format_profile, read_episodes
@@ -33,8 +37,6 @@ from rlcl.optim import SGD, Adam, Momentum
 from rlcl.optim.lr_scheduler import ConstantLR, CosineAnnealingLR
 from rlcl.policy import ActorCritic
 from rlcl.rollout import Rollout
-
-LATEST = "latest.npz"  # the resumable checkpoint, replaced atomically every checkpoint_every
 
 
 @dataclass
@@ -93,8 +95,8 @@ def train(cfg: Config, resume: Path | None = None) -> Result:
     # SETUP ---------------------------------------------------------------------------------
     device = Device(cfg.device, profile=cfg.profile or os.environ.get("RLCL_PROFILE") == "1")
     envs = make_vec_env(cfg.env_id, cfg.num_envs, cfg.norm_obs, cfg.norm_reward, cfg.gamma,
-                        cfg.vector_env)
-    obs_dim = int(envs.single_observation_space.shape[0])  # make_vec_env checked the spaces
+                        cfg.vector_env)  # bad env or spaces: fails before a run folder exists
+    obs_dim = int(envs.single_observation_space.shape[0])
     num_updates = cfg.update_epochs * cfg.num_minibatches
     policy = ActorCritic(device, obs_dim, envs.single_action_space, list(cfg.hidden_sizes),
                          cfg.activation, cfg.seed, max_batch=max(cfg.batch_size, cfg.num_envs),
@@ -107,67 +109,78 @@ def train(cfg: Config, resume: Path | None = None) -> Result:
     rng = np.random.default_rng([cfg.seed, 0x5EED])  # minibatch permutations
     meta = {"config": cfg.to_dict(), "obs_dim": obs_dim, "act_dim": policy.act_dim,
             "n_params": policy.flat.n}
-
-    start = {"iteration": 0, "global_step": 0, "elapsed": 0.0}
+    run_dir = Path(resume) if resume is not None else new_run_dir(cfg)
+    guard = Guard(cfg, run_dir, policy, optimizer, scheduler, rng, meta)
+    state = TrainingState(policy, optimizer, scheduler, rng, guard, agent, envs)
     if resume is None:
-        run_dir = new_run_dir(cfg)
-        (run_dir / "config.toml").write_text(to_toml(cfg.to_dict()))
-        guard = Guard(cfg, run_dir, policy, optimizer, scheduler, rng, meta)
-        obs, _ = envs.reset(seed=cfg.seed)
+        (run_dir / CONFIG).write_text(to_toml(cfg.to_dict()))
+        state.obs, _ = envs.reset(seed=cfg.seed)
+        start = {"iteration": 0, "global_step": 0, "elapsed": 0.0}
     else:
-        run_dir = Path(resume)
-        path = run_dir / "checkpoints" / LATEST
-        ckpt = load_checkpoint(path)
-        check_compatible(ckpt, path, env_id=cfg.env_id, n_params=policy.flat.n,
-                         obs_dim=obs_dim, act_dim=policy.act_dim)
-        start = {k: ckpt["meta"][k] for k in start}
-        guard = Guard(cfg, run_dir, policy, optimizer, scheduler, rng, meta)
-        envs.close()
-        envs, obs = restore_training_state(ckpt, policy=policy, optimizer=optimizer,
-                                           scheduler=scheduler, rng=rng, guard=guard,
-                                           agent=agent)
-        guard.take_snapshot(start["iteration"], start["global_step"])
+        start = resume_training(run_dir, state, env_id=cfg.env_id, obs_dim=obs_dim)
     log = RunLogger(run_dir, cfg.to_dict(), cfg.num_iterations * cfg.batch_size, cfg.progress,
                     resume_step=None if resume is None else start["global_step"],
                     elapsed=start["elapsed"])
     result = Result(run_dir, read_episodes(run_dir / "episodes.csv") if resume else [])
+    global_step = start["global_step"]
 
-    def on_episode(step: int, ret: float, length: int) -> None:
-        result.episodes.append((step, ret, length))
-        log.episode(step, ret, length)
-
-    def checkpoint(iteration: int, global_step: int, obs, name: str = LATEST) -> None:
-        log.flush()
-        save_training_state(
-            run_dir / "checkpoints" / name, policy=policy, optimizer=optimizer,
-            scheduler=scheduler, rng=rng, envs=envs, obs=obs, guard=guard, agent=agent,
-            counters={"iteration": iteration, "global_step": global_step,
-                      "elapsed": log.elapsed()},
-            meta={**meta, "normalization": normalization_state(envs)})
+    def save(iteration: int, name: str) -> None:
+        log.flush()  # everything logged so far is on disk before the checkpoint says so
+        counters = {"iteration": iteration, "global_step": global_step,
+                    "elapsed": log.elapsed()}
+        save_training_state(checkpoint_path(run_dir, name), state, counters,
+                            {**meta, "normalization": normalization_state(state.envs)})
 
     try:
-        global_step, obs = _loop(cfg, envs, obs, start, policy, rollout, agent, scheduler,
-                                 guard, rng, log, result, on_episode, checkpoint)
+        for iteration in range(start["iteration"], cfg.num_iterations):
+            # ROLLOUT
+            state.obs, finished = rollout.collect(state.envs, state.obs, policy, cfg.seed,
+                                                  iteration, global_step)
+            global_step += cfg.batch_size
+            for episode in finished:
+                result.episodes.append(episode)
+                log.episode(*episode)
+            # ADVANTAGE
+            rollout.compute_gae(cfg.gamma, cfg.gae_lambda)
+            # UPDATE
+            lr = scheduler.get_last_lr()[0]
+            guard.before_iteration()
+            stats = agent.update(rng)
+            scheduler.step()
+            stats.update(guard.after_iteration(stats, iteration, global_step))
+            # LOG
+            sps = (global_step - start["global_step"]) / max(log.elapsed() - start["elapsed"],
+                                                              1e-9)
+            recent = [(ret, length) for _, ret, length in result.episodes[-100:]]
+            log.scalars(iteration_scalars(cfg.algo, stats, lr, sps, recent), global_step)
+            log.progress(global_step, sps,
+                         float(np.mean([r for r, _ in recent[-20:]])) if recent else None)
+            if cfg.checkpoint_every and (iteration + 1) % cfg.checkpoint_every == 0:
+                save(iteration + 1, LATEST)
     except BaseException:  # a diverged or interrupted run still leaves readable logs
         log.end_progress()
         log.close()
-        envs.close()
+        state.envs.close()
         raise
-    wall = log.elapsed() - start["elapsed"]
-    log.end_progress()
-    if device.profile:
-        print(format_profile(wall, rollout.env_seconds, rollout.readback_seconds,
-                             device.collect_profile()), file=sys.stderr)
-    checkpoint(cfg.num_iterations, global_step, obs)
-    checkpoint(cfg.num_iterations, global_step, obs, name="final.npz")
-    norm_state = normalization_state(envs)
-    envs.close()
 
+    # FINISH: checkpoints, greedy evaluation on gymnasium's env, summary -----------------------
+    log.end_progress()
+    wall = log.elapsed()  # training seconds of the whole run, resumed parts included
+    if device.profile:
+        print(format_profile(wall - start["elapsed"], rollout.env_seconds,
+                             rollout.readback_seconds, device.collect_profile()),
+              file=sys.stderr)
+    save(cfg.num_iterations, LATEST)
+    save(cfg.num_iterations, FINAL)
+    norm_state = normalization_state(state.envs)
+    state.envs.close()
     params = policy.flat.numpy()
     returns = evaluate_policy(policy, cfg.env_id, cfg.eval_episodes, cfg.seed, norm_state)
     summary = {
         "algo": cfg.algo, "env_id": cfg.env_id, "seed": cfg.seed, "total_timesteps": global_step,
-        "wall_seconds": round(wall, 3), "fps": round(global_step / wall, 1),
+        # over the training time of the whole run: a resume adds its seconds to those the
+        # checkpoint recorded, so steps/s means the same for a resumed and a straight run
+        "wall_seconds": round(wall, 3), "fps": round(global_step / max(wall, 1e-9), 1),
         "eval_mean_return": float(returns.mean()) if returns.size else None,
         "eval_std_return": float(returns.std()) if returns.size else None,
         "eval_episodes": int(returns.size), "device": device.fingerprint["device"],
@@ -177,41 +190,32 @@ def train(cfg: Config, resume: Path | None = None) -> Result:
     }
     if returns.size:
         log.scalars({EVAL_MEAN: summary["eval_mean_return"]}, global_step)
-    log.hparams(cfg.hyperparameters(), {"hparam/eval_mean_return": summary["eval_mean_return"] or 0.0,
-                                "hparam/fps": summary["fps"]})
+    log.hparams(cfg.hyperparameters(), {"hparam/eval_mean_return":
+                                        summary["eval_mean_return"] or 0.0,
+                                        "hparam/fps": summary["fps"]})
     log.close()
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     result.summary, result.final_params = summary, params
     return result
 
 
-def _loop(cfg, envs, obs, start, policy, rollout, agent, scheduler, guard, rng, log, result,
-          on_episode, checkpoint):
-    """The iterations: ROLLOUT, ADVANTAGE, UPDATE, LOG. Returns (global_step, next obs)."""
-    global_step = start["global_step"]
-    for iteration in range(start["iteration"], cfg.num_iterations):
-        # ROLLOUT
-        obs = rollout.collect(envs, obs, policy, cfg.seed, iteration, global_step, on_episode)
-        global_step += cfg.batch_size
-        # ADVANTAGE
-        rollout.compute_gae(cfg.gamma, cfg.gae_lambda)
-        # UPDATE
-        lr = scheduler.get_last_lr()[0]
-        guard.before_iteration()
-        stats = agent.update(rng)
-        scheduler.step()
-        stats.update(guard.after_iteration(stats, iteration, global_step))
-        # LOG
-        sps = (global_step - start["global_step"]) / max(log.elapsed() - start["elapsed"], 1e-9)
-        recent = [(r, l) for _, r, l in result.episodes[-100:]]
-        log.scalars(iteration_scalars(cfg.algo, stats, lr, sps, recent), global_step)
-        log.progress(global_step, sps, float(np.mean([r for r, _ in recent[-20:]])) if recent else None)
-        if cfg.checkpoint_every and (iteration + 1) % cfg.checkpoint_every == 0:
-            checkpoint(iteration + 1, global_step, obs)
-    return global_step, obs
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rlcl.train`` (and the ``rlcl-train`` script): one line and exit code 2 for
+    bad input, 3 for a divergence the guard could not recover from."""
+    try:
+        cfg, resume = parse_command(argv)
+        if cfg is None:  # --list or --device list: printed already
+            return 0
+        result = train(cfg, resume=resume)
+    except RlclError as exc:
+        print(f"rlcl: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("rlcl: interrupted", file=sys.stderr)
+        return 130
+    print_summary(result)
+    return 0
 
 
 if __name__ == "__main__":
-    from rlcl.cli import main
-
     sys.exit(main())

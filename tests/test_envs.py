@@ -83,7 +83,7 @@ def test_missing_box2d_is_a_one_line_error(tmp_path):
     import sys
 
     code = ("import sys; sys.modules['Box2D'] = None\n"
-            "from rlcl.cli import main\n"
+            "from rlcl.train import main\n"
             f"sys.exit(main(['ppo', 'LunarLander', '--runs-dir', {str(tmp_path)!r}]))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)

@@ -220,3 +220,20 @@ def test_eval_of_a_bad_checkpoint_is_one_line_exit_2(tmp_path, reference_run, ho
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rlcl: error:") and message in lines[0]
+
+
+def test_resumed_summary_reports_the_whole_runs_steps_per_second(tmp_path, reference_run):
+    """Issue 10: a resume adds its training seconds to those the checkpoint recorded, so a run
+    resumed at its very end reports the steps/s of the run, not millions (it divided all the
+    steps by the resumed part's seconds)."""
+    import shutil
+
+    run = tmp_path / reference_run.name
+    shutil.copytree(reference_run, run)
+    elapsed = load_checkpoint(run / "checkpoints" / "latest.npz")["meta"]["elapsed"]
+    proc = run_cli("--resume", run, "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    s, ref = summary(run), summary(reference_run)
+    assert s["wall_seconds"] >= elapsed - 1e-3 >= ref["wall_seconds"] - 2e-3  # 3 decimals
+    assert s["fps"] == pytest.approx(s["total_timesteps"] / s["wall_seconds"], rel=1e-3)
+    assert s["fps"] == pytest.approx(ref["fps"], rel=0.25)

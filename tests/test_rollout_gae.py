@@ -59,9 +59,7 @@ def test_gae_by_hand(device, env_id, expected_adv, end):
     rollout = Rollout(device, policy, num_steps=4, num_envs=1, minibatch_size=4, num_updates=1)
     envs = make_vec_env(env_id, 1)
     obs, _ = envs.reset(seed=0)
-    episodes = []
-    rollout.collect(envs, obs, policy, seed=0, iteration=0, global_step=0,
-                    on_episode=lambda step, ret, length: episodes.append((step, ret, length)))
+    _, episodes = rollout.collect(envs, obs, policy, seed=0, iteration=0, global_step=0)
     rollout.compute_gae(gamma=0.5, gae_lambda=1.0)
     adv = device.read(rollout.advantages, 4)
     ret = device.read(rollout.returns, 4)

@@ -14,7 +14,7 @@ from rlcl.logger import read_scalars
 from rlcl.checkpoint import load_checkpoint
 from rlcl.config import build_config, packaged_config, read_toml
 from rlcl.errors import ConfigError
-from rlcl.cli import main
+from rlcl.train import main
 from rlcl.train import train
 
 SB3_TAGS = ["rollout/ep_rew_mean", "rollout/ep_len_mean", "time/fps", "train/learning_rate",
