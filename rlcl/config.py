@@ -55,7 +55,9 @@ class Config:
     ent_coef: float = 0.0
     """the entropy bonus coefficient"""
     vf_coef: float = 0.5
-    """the value loss coefficient"""
+    """the value loss coefficient. rlcl's value loss is 0.5 * MSE (CleanRL's and PureJaxRL's
+    convention); SB3's is the plain MSE, so SB3's vf_coef c is rlcl's 2c (SB3's default 0.5
+    is rlcl's 1.0)"""
     max_grad_norm: float = 0.5
     """the global gradient-norm clip (0 switches clipping off)"""
     target_kl: float = 0.0
