@@ -1,4 +1,5 @@
-"""Shared fixtures for the kernel tests.
+"""Shared fixtures for the kernel tests (the shared constants and harnesses are plain
+functions in helpers.py, imported by the test files).
 
 The ``device`` fixture is one :class:`rlcl.device.Device` for the whole session. It follows
 ``RLCL_DEVICE`` (``Device()`` reads it), so the same tests run on the Oclgrind simulator

@@ -21,29 +21,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import FD_TOL, SENTINEL, big, central_difference, f32, guarded, read_guarded
 
 from rlcl import reference as ref
 from rlcl.nn import MLP
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 MLP_TOL = dict(rtol=1e-4, atol=1e-5)
-FD_TOL = dict(rtol=1e-6, atol=1e-8)
-FD_H = 1e-6
-SENTINEL = np.float32(-7.25)
-PAD = 5  # sentinel floats after every output
 
 ACTS = {"identity": ref.ACT_IDENTITY, "tanh": ref.ACT_TANH, "relu": ref.ACT_RELU}
-big = pytest.mark.big
 # (B, IN, OUT): every size in every position; any shape with 129 is skipped on Oclgrind.
 SHAPES = [
     (1, 1, 1), (7, 1, 64), (64, 7, 1), (1, 64, 7), (7, 7, 7), (64, 64, 64),
     pytest.param((129, 7, 64), marks=big), pytest.param((7, 129, 1), marks=big),
     pytest.param((1, 64, 129), marks=big), pytest.param((129, 129, 129), marks=big),
 ]
-
-
-def f32(a) -> np.ndarray:
-    return np.ascontiguousarray(a, np.float32)
 
 
 def flat_layout(rng, n_in, n_out):
@@ -62,17 +54,6 @@ def assert_close(got, want, tol, **kwargs):
     np.testing.assert_allclose(got, want, rtol=tol["rtol"], atol=tol["atol"] * scale, **kwargs)
 
 
-def sentinel_buffer(device, n):
-    return device.upload(np.full(n + PAD, SENTINEL, np.float32))
-
-
-def read_with_tail(device, buf, n):
-    """The first N floats of BUF, after checking the PAD floats behind them are untouched."""
-    got = device.read(buf, n + PAD)
-    assert np.all(got[n:] == SENTINEL), "kernel wrote past the end of its output"
-    return got[:n]
-
-
 # -- kernels vs twins -----------------------------------------------------------------------
 @pytest.mark.parametrize("act", ACTS.values(), ids=ACTS.keys())
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B%d-IN%d-OUT%d" % s)
@@ -80,10 +61,10 @@ def test_linear_forward_matches_twin(device, rng, shape, act):
     B, IN, OUT = shape
     params, w_off, b_off = flat_layout(rng, IN, OUT)
     x = f32(rng.standard_normal((B, IN)))
-    out = sentinel_buffer(device, B * OUT)
+    out = guarded(device, B * OUT)
     device.launch("linear_forward", (OUT, B), None, out, device.upload(x), device.upload(params),
                   w_off, b_off, B, IN, OUT, act)
-    got = read_with_tail(device, out, B * OUT).reshape(B, OUT)
+    got = read_guarded(device, out, B * OUT).reshape(B, OUT)
     assert_close(got, ref.linear_forward(x, params, w_off, b_off, OUT, act), TOL)
 
 
@@ -95,10 +76,10 @@ def test_linear_backward_input_matches_twin(device, rng, shape, act):
     # inp is the previous layer's activated output (relu gives exact zeros, tanh |y| < 1)
     inp = f32(ref.activate(rng.standard_normal((B, IN)), act))
     dout = f32(rng.standard_normal((B, OUT)))
-    dinp = sentinel_buffer(device, B * IN)
+    dinp = guarded(device, B * IN)
     device.launch("linear_backward_input", (IN, B), None, dinp, device.upload(dout),
                   device.upload(inp), device.upload(params), w_off, B, IN, OUT, act)
-    got = read_with_tail(device, dinp, B * IN).reshape(B, IN)
+    got = read_guarded(device, dinp, B * IN).reshape(B, IN)
     assert_close(got, ref.linear_backward_input(dout, inp, params, w_off, act), TOL)
 
 
@@ -120,15 +101,6 @@ def test_linear_backward_params_writes_only_its_slices(device, rng, shape):
 
 
 # -- twins vs finite differences (float64 only) ---------------------------------------------
-def central_difference(f, x: np.ndarray) -> np.ndarray:
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = FD_H
-        grad[i] = (f(x + e) - f(x - e)) / (2 * FD_H)
-    return grad
-
-
 @pytest.mark.parametrize("act", ACTS.values(), ids=ACTS.keys())
 def test_twin_param_gradient_is_the_derivative(rng, act):
     """d/dparams of sum(c * linear_forward) = linear_backward_params(c * act'(y), x), and zero

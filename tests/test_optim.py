@@ -18,14 +18,13 @@ import math
 import numpy as np
 import pyopencl as cl
 import pytest
+from helpers import ADAM_TOL, SGD_TOL
 
 from rlcl.errors import ConfigError, RlclError
 from rlcl.nn import FlatParams
 from rlcl.optim import SGD, Adam, Momentum, clip_grad_norm_
 from rlcl.optim.lr_scheduler import CosineAnnealingLR
 
-SGD_TOL = dict(rtol=2e-6, atol=2e-6)
-ADAM_TOL = dict(rtol=1e-5, atol=1e-5)
 SIZES = (1, 7, 129)
 STEPS = 6
 

@@ -20,12 +20,10 @@ import math
 import numpy as np
 import pyopencl as cl
 import pytest
+from helpers import ADAM_TOL, SENTINEL, SGD_TOL, f32
 
 from rlcl import reference as ref
 
-SGD_TOL = dict(rtol=2e-6, atol=2e-6)
-ADAM_TOL = dict(rtol=1e-5, atol=1e-5)
-SENTINEL = np.float32(-7.25)
 STEPS = 3
 SLOT = 1
 # (max_norm, ||g|| written to norms[SLOT]): no clipping, clipping by 0.25, a max_norm above
@@ -41,10 +39,6 @@ SGD_CASES = {
     "nesterov": dict(momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=1),
     "nesterov_wd": dict(momentum=0.9, dampening=0.0, weight_decay=0.01, nesterov=1),
 }
-
-
-def f32(a) -> np.ndarray:
-    return np.ascontiguousarray(a, np.float32)
 
 
 def norms_buffer(device, norm):

@@ -15,40 +15,24 @@ from __future__ import annotations
 import numpy as np
 import pyopencl as cl
 import pytest
+from helpers import big, f32, guarded, read_guarded
 
 from rlcl import reference as ref
 
 GAE_TOL = dict(rtol=1e-5, atol=1e-5)
 REDUCE_TOL = dict(rtol=1e-5, atol=1e-5)
-SENTINEL = np.float32(-7.25)
-PAD = 4
 L = 256  # the agents' reduction work-group size on PoCL and Oclgrind
-big = pytest.mark.big
-
-
-def f32(a) -> np.ndarray:
-    return np.ascontiguousarray(a, np.float32)
-
-
-def sentinel_buffer(device, n, dtype=np.float32):
-    return device.upload(np.full(n + PAD, -7 if dtype == np.int32 else SENTINEL, dtype))
-
-
-def read_checked(device, buf, n, dtype=np.float32):
-    out = device.read(buf, n + PAD, dtype)
-    assert np.all(out[n:] == (-7 if dtype == np.int32 else SENTINEL)), "wrote past the end"
-    return out[:n]
 
 
 # -- gae ------------------------------------------------------------------------------------
 def run_gae(device, rewards, values, ends, trunc_values, gamma, lam):
     T, N = rewards.shape
-    adv, ret = sentinel_buffer(device, T * N), sentinel_buffer(device, T * N)
+    adv, ret = guarded(device, T * N), guarded(device, T * N)
     device.launch("gae", (N,), None, adv, ret, device.upload(f32(rewards)),
                   device.upload(f32(values)), device.upload(ends.astype(np.int32)),
                   device.upload(f32(trunc_values)), T, N, gamma, lam)
-    return (read_checked(device, adv, T * N).reshape(T, N),
-            read_checked(device, ret, T * N).reshape(T, N))
+    return (read_guarded(device, adv, T * N).reshape(T, N),
+            read_guarded(device, ret, T * N).reshape(T, N))
 
 
 @pytest.mark.parametrize("T", [1, 7, 64])
@@ -94,15 +78,16 @@ def test_gather_minibatch_matches_twin(device, rng, M, obs_dim, act_dim):
     actions = (rng.integers(0, 7, rows).astype(np.int32) if act_dim == 1  # Discrete
                else f32(rng.standard_normal((rows, act_dim))))              # Box: copied as bits
     logp, adv, ret, val = (f32(rng.standard_normal(rows)) for _ in range(4))
-    outs = [sentinel_buffer(device, M * obs_dim), sentinel_buffer(device, M * act_dim, actions.dtype),
-            *(sentinel_buffer(device, M) for _ in range(4))]
+    outs = [guarded(device, M * obs_dim), guarded(device, M * act_dim, dtype=actions.dtype),
+            *(guarded(device, M) for _ in range(4))]
     device.launch("gather_minibatch", (M,), None, *outs, device.upload(idx), idx_off,
                   device.upload(obs), device.upload(actions), device.upload(logp),
                   device.upload(adv), device.upload(ret), device.upload(val), M, obs_dim, act_dim)
     want = ref.gather_minibatch(idx, idx_off, M, obs, actions, logp, adv, ret, val)
-    got = [read_checked(device, outs[0], M * obs_dim).reshape(M, obs_dim),
-           read_checked(device, outs[1], M * act_dim, actions.dtype).reshape(actions[:M].shape),
-           *(read_checked(device, b, M) for b in outs[2:])]
+    got = [read_guarded(device, outs[0], M * obs_dim).reshape(M, obs_dim),
+           read_guarded(device, outs[1], M * act_dim, dtype=actions.dtype).reshape(
+               actions[:M].shape),
+           *(read_guarded(device, b, M) for b in outs[2:])]
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
 
@@ -110,12 +95,10 @@ def test_gather_minibatch_matches_twin(device, rng, M, obs_dim, act_dim):
 # -- single-work-group reductions ----------------------------------------------------------
 def run_explained_variance(device, values, returns, slot=1, local=L):
     n = len(values)
-    out = device.upload(np.full(slot + 2 + PAD, SENTINEL))
+    out = guarded(device, 2, before=slot)
     device.launch("explained_variance", (local,), (local,), out, slot, device.upload(f32(values)),
                   device.upload(f32(returns)), n, cl.LocalMemory(4 * local))
-    got = device.read(out, slot + 2 + PAD)
-    assert np.all(got[:slot] == SENTINEL) and np.all(got[slot + 2 :] == SENTINEL)
-    return got[slot], got[slot + 1]
+    return read_guarded(device, out, 2, before=slot)
 
 
 @pytest.mark.parametrize("n", [7, 129, pytest.param(10000, marks=big)])
@@ -158,9 +141,8 @@ def test_explained_variance_of_constant_inexact_returns_is_nan(device, rng):
 def test_sum_squares_matches_twin(device, rng, n):
     x = f32(rng.standard_normal(n))
     slot, slots = 2, 4
-    norms = device.upload(np.full(slots, SENTINEL))
+    norms = guarded(device, 1, before=slot, after=slots - slot - 1)
     device.launch("sum_squares", (L,), (L,), norms, slot, device.upload(x), n,
                   cl.LocalMemory(4 * L))
-    got = device.read(norms, slots)
-    np.testing.assert_allclose(got[slot], ref.sum_squares(x), **REDUCE_TOL)
-    assert np.all(np.delete(got, slot) == SENTINEL)
+    got = read_guarded(device, norms, 1, before=slot)
+    np.testing.assert_allclose(got[0], ref.sum_squares(x), **REDUCE_TOL)
