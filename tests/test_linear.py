@@ -22,6 +22,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import ON_OCLGRIND, _keep_buffers_alive
 
 from rlcl import reference as ref
 from rlcl.device import TILE_WIDTHS, Device
@@ -223,7 +224,12 @@ def test_twin_mlp_backward_is_the_derivative(rng, activation):
 def tiled_device(request, device) -> Device:
     """The session device, and the same device built with each other tile width, so every
     width is proven bit-identical here whichever one the device prefers."""
-    return device if request.param == device.tile_cols else Device(tile_cols=request.param)
+    if request.param == device.tile_cols:
+        return device
+    other = Device(tile_cols=request.param)
+    if ON_OCLGRIND:
+        _keep_buffers_alive(other)  # as conftest does for the session device
+    return other
 
 
 @pytest.mark.parametrize("act", [0, 1, 2], ids=["identity", "tanh", "relu"])

@@ -17,16 +17,21 @@
 #define RLCL_LINEAR_TILES_H
 #include "common.h"
 
-/* floatw, the TILE_COLS-wide vector, is loaded and stored in float4 pieces (vload4/vstore4 of
- * .lo/.hi halves), never with vload8/16 or vstore8/16 or as a function argument: passing a
- * float8/16 by value changes the x86-64 calling convention unless the compiler targets AVX
- * (float8) or AVX-512 (float16), and clang then prints a warning for every such call at every
- * build (issue 10: PoCL compiles for an AVX2 CPU model on CPUs that LLVM 14 does not know, e.g.
- * Zen 4, while the device still reports 16-wide vectors). Macros, not functions, for the same
- * reason. STOREW activates each float4 with activate4, the float4 tanh of every other kernel. */
+/* floatw, the TILE_COLS-wide vector, is loaded from its floats one by one (the compiler merges
+ * them into vector loads) and stored in float4 pieces (vstore4 of .lo/.hi halves); it is never
+ * passed by value to a function: passing a float8/16 by value changes the x86-64 calling
+ * convention unless the compiler targets AVX (float8) or AVX-512 (float16), and clang warned
+ * at each vload16/vstore16 call of every build where PoCL compiles for an AVX2 CPU model. That
+ * happens on CPUs LLVM 14 does not know (Zen 4 becomes znver3) while the device still reports
+ * 16-wide vectors, and there those calls also crashed PoCL's code generator (issue 10). Not
+ * from vload4 pieces either: Oclgrind 21.10's uninitialised-value checker crashes on a float16
+ * put together from float4s. Macros, not functions, for the same reason. STOREW activates each
+ * float4 with activate4, the float4 tanh of every other kernel. */
+#define LOAD8(p, k) (p)[k], (p)[k + 1], (p)[k + 2], (p)[k + 3], (p)[k + 4], (p)[k + 5], \
+                    (p)[k + 6], (p)[k + 7]
 #if TILE_COLS == 16
 typedef float16 floatw;
-#define LOADW(p) ((float16)(vload4(0, p), vload4(1, p), vload4(2, p), vload4(3, p)))
+#define LOADW(p) ((float16)(LOAD8(p, 0), LOAD8(p, 8)))
 #define STOREW(v, act, p)                                                                    \
     do {                                                                                     \
         vstore4(activate4((v).lo.lo, act), 0, p); vstore4(activate4((v).lo.hi, act), 1, p);  \
@@ -34,7 +39,7 @@ typedef float16 floatw;
     } while (0)
 #elif TILE_COLS == 8
 typedef float8 floatw;
-#define LOADW(p) ((float8)(vload4(0, p), vload4(1, p)))
+#define LOADW(p) ((float8)(LOAD8(p, 0)))
 #define STOREW(v, act, p) \
     do { vstore4(activate4((v).lo, act), 0, p); vstore4(activate4((v).hi, act), 1, p); } while (0)
 #elif TILE_COLS == 4
