@@ -17,35 +17,44 @@
 #define RLCL_LINEAR_TILES_H
 #include "common.h"
 
-/* floatw, the TILE_COLS-wide vector, is loaded from its floats one by one (the compiler merges
- * them into vector loads) and stored in float4 pieces (vstore4 of .lo/.hi halves); it is never
- * passed by value to a function: passing a float8/16 by value changes the x86-64 calling
- * convention unless the compiler targets AVX (float8) or AVX-512 (float16), and clang warned
- * at each vload16/vstore16 call of every build where PoCL compiles for an AVX2 CPU model. That
- * happens on CPUs LLVM 14 does not know (Zen 4 becomes znver3) while the device still reports
- * 16-wide vectors, and there those calls also crashed PoCL's code generator (issue 10). Not
- * from vload4 pieces either: Oclgrind 21.10's uninitialised-value checker crashes on a float16
- * put together from float4s. Macros, not functions, for the same reason. STOREW activates each
- * float4 with activate4, the float4 tanh of every other kernel. */
+/* floatw, the TILE_COLS-wide vector, is loaded and stored one float at a time (the compiler
+ * merges them into vector loads and stores) and never passed by value to a function: passing a
+ * float8/16 by value changes the x86-64 calling convention unless the compiler targets AVX
+ * (float8) or AVX-512 (float16), and clang warned at each vload16/vstore16 call of every build
+ * where PoCL compiles for an AVX2 CPU model. That happens on CPUs LLVM 14 does not know (Zen 4
+ * becomes znver3) while the device still reports 16-wide vectors, and there those calls also
+ * crashed PoCL's code generator (issue 10). Not in float4 pieces either: Oclgrind 21.10's
+ * uninitialised-value checker crashes on a float16 put together from float4s and flags .hi.lo
+ * style swizzles. So STOREW stores the sums, then activates them in place a float4 at a time
+ * with activate4, the float4 tanh of every other kernel. Macros, not functions, for the ABI. */
 #define LOAD8(p, k) (p)[k], (p)[k + 1], (p)[k + 2], (p)[k + 3], (p)[k + 4], (p)[k + 5], \
                     (p)[k + 6], (p)[k + 7]
+#define STORE8(v, p, k, s0, s1, s2, s3, s4, s5, s6, s7)                                    \
+    (p)[k] = (v).s0; (p)[k + 1] = (v).s1; (p)[k + 2] = (v).s2; (p)[k + 3] = (v).s3;          \
+    (p)[k + 4] = (v).s4; (p)[k + 5] = (v).s5; (p)[k + 6] = (v).s6; (p)[k + 7] = (v).s7
+#define STOREW(v, act, p)                                                                    \
+    do {                                                                                     \
+        const floatw v_ = (v);                                                               \
+        __global float *p_ = (p);                                                            \
+        STORE_RAW(v_, p_);                                                                   \
+        if ((act) != ACT_IDENTITY)                                                           \
+            for (int q_ = 0; q_ < TILE_COLS / 4; q_++)                                       \
+                vstore4(activate4(vload4(q_, p_), act), q_, p_);                             \
+    } while (0)
 #if TILE_COLS == 16
 typedef float16 floatw;
 #define LOADW(p) ((float16)(LOAD8(p, 0), LOAD8(p, 8)))
-#define STOREW(v, act, p)                                                                    \
-    do {                                                                                     \
-        vstore4(activate4((v).lo.lo, act), 0, p); vstore4(activate4((v).lo.hi, act), 1, p);  \
-        vstore4(activate4((v).hi.lo, act), 2, p); vstore4(activate4((v).hi.hi, act), 3, p);  \
-    } while (0)
+#define STORE_RAW(v, p)                                         \
+    STORE8(v, p, 0, s0, s1, s2, s3, s4, s5, s6, s7);            \
+    STORE8(v, p, 8, s8, s9, sa, sb, sc, sd, se, sf)
 #elif TILE_COLS == 8
 typedef float8 floatw;
 #define LOADW(p) ((float8)(LOAD8(p, 0)))
-#define STOREW(v, act, p) \
-    do { vstore4(activate4((v).lo, act), 0, p); vstore4(activate4((v).hi, act), 1, p); } while (0)
+#define STORE_RAW(v, p) STORE8(v, p, 0, s0, s1, s2, s3, s4, s5, s6, s7)
 #elif TILE_COLS == 4
 typedef float4 floatw;
 #define LOADW(p) vload4(0, p)
-#define STOREW(v, act, p) vstore4(activate4(v, act), 0, p)
+#define STORE_RAW(v, p) vstore4(v, 0, p)
 #else
 #error "TILE_COLS must be 4, 8 or 16: build through rlcl.device.Device"
 #endif
