@@ -24,7 +24,10 @@ on many cores, try ``--device pthread``. Both give bit-identical results.
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 import warnings
+from contextlib import contextmanager
 from functools import cached_property
 from importlib import metadata, resources
 
@@ -35,11 +38,14 @@ os.environ.setdefault("POCL_DEVICES", "basic pthread")
 
 import pyopencl as cl  # noqa: E402
 
+from rlcl import kernel_constants
 from rlcl.errors import DeviceError
 
-# Fixed for determinism (DESIGN.md section 5): no fast, relaxed or mad-enabling math options;
-# every .cl file also starts with `#pragma OPENCL FP_CONTRACT OFF` through common.h.
+# Fixed for determinism: no fast, relaxed or mad-enabling math options; every .cl file also
+# starts with `#pragma OPENCL FP_CONTRACT OFF` through common.h. The -D options that every build
+# adds (kernel_constants, TILE_COLS) are not here: they do not change any result.
 BUILD_OPTIONS: tuple[str, ...] = ("-cl-std=CL1.2",)
+TILE_WIDTHS = (4, 8, 16)
 KERNEL_FILES = ("linear", "linear_x4", "actor_critic", "policy", "gaussian", "loss", "rollout",
                 "optim")
 
@@ -125,11 +131,52 @@ def choose_device(spec: str | None = None) -> cl.Device:
     )
 
 
-class Device:
-    """A context, an in-order queue, and every rlcl kernel built once."""
+def preferred_tile_cols(dev: cl.Device) -> int:
+    """Columns of the wide tiles (linear_tiles.h TILE_COLS) for DEV: its preferred float vector
+    width, 16 (AVX-512), 8 (AVX, AVX2) or 4; GPUs report 1 and get 4, their vector lanes are
+    the work-items. Every width gives the same bits; only the speed differs."""
+    width = dev.preferred_vector_width_float
+    return max(w for w in TILE_WIDTHS if w <= max(width, 4))
 
-    def __init__(self, spec: str | None = None, profile: bool = False):
+
+@contextmanager
+def _compiler_output_captured():
+    """Send file descriptor 2 to a temporary file while PoCL compiles: its clang writes
+    warnings such as "16 warnings generated." straight to the process's stderr, past Python's
+    warning filters. Yields the file, so a failed build can still show what was printed.
+    Anything another thread writes to stderr meanwhile is captured too (and dropped)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                yield captured
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+def _first_error(log: str) -> str:
+    """The first line of a compiler log that says "error", else its first non-empty line."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or ["no compiler output"])[0]
+
+
+class Device:
+    """A context, an in-order queue, and every rlcl kernel built once.
+
+    TILE_COLS forces the width of the wide tiles (4, 8 or 16; default: preferred_tile_cols),
+    e.g. for the tests that prove every width bit-identical."""
+
+    def __init__(self, spec: str | None = None, profile: bool = False,
+                 tile_cols: int | None = None):
         self.device = choose_device(spec)
+        self.tile_cols = tile_cols or preferred_tile_cols(self.device)
+        if self.tile_cols not in TILE_WIDTHS:
+            raise ValueError(f"tile_cols must be one of {TILE_WIDTHS}, not {tile_cols}")
         self.context = cl.Context([self.device])
         # profile: time every launch from its OpenCL event (issue 6, --profile)
         props = cl.command_queue_properties.PROFILING_ENABLE if profile else 0
@@ -139,22 +186,33 @@ class Device:
         self._pending: list[tuple[str, cl.Event]] = []
         self.kernels: dict[str, cl.Kernel] = {}
         kernel_dir = resources.files("rlcl") / "kernels"
+        defines = {**kernel_constants.defines(), "TILE_COLS": self.tile_cols}
         # -cl-kernel-arg-info only exposes argument types for _scalar_arg_dtypes.
-        options = [*BUILD_OPTIONS, "-cl-kernel-arg-info", "-I", str(kernel_dir)]
+        options = [*BUILD_OPTIONS, "-cl-kernel-arg-info",
+                   *(f"-D{name}={value}" for name, value in defines.items()),
+                   "-I", str(kernel_dir)]
         for name in KERNEL_FILES:
-            source = (kernel_dir / f"{name}.cl").read_text()
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", cl.CompilerWarning)
-                    program = cl.Program(self.context, source).build(options=options)
-            except cl.RuntimeError as exc:
-                raise DeviceError(
-                    f"building kernels/{name}.cl failed on {self.device.name.strip()}: "
-                    f"{str(exc).splitlines()[0]}; choose another device with --device"
-                ) from exc
-            for kernel in program.all_kernels():
+            for kernel in self._build(name, (kernel_dir / f"{name}.cl").read_text(), options):
                 kernel.set_scalar_arg_dtypes(_scalar_arg_dtypes(kernel))
                 self.kernels[kernel.function_name] = kernel
+
+    def _build(self, name: str, source: str, options: list[str]) -> list[cl.Kernel]:
+        """Build one kernel file quietly; a failure raises DeviceError with its first error."""
+        with _compiler_output_captured() as captured, warnings.catch_warnings():
+            # pyopencl's CompilerWarning repeats the build log, which says nothing to a user
+            warnings.simplefilter("ignore", cl.CompilerWarning)
+            try:
+                return cl.Program(self.context, source).build(options=options).all_kernels()
+            except cl.RuntimeError as exc:
+                # pyopencl's message: a status line, then the build log; then what the
+                # compiler printed
+                captured.seek(0)
+                log = str(exc).partition("\n")[2] + captured.read().decode(errors="replace")
+                error = exc
+        raise DeviceError(
+            f"building kernels/{name}.cl failed on {self.device.name.strip()}: "
+            f"{_first_error(log)}; choose another device with --device"
+        ) from error
 
     # -- buffers ----------------------------------------------------------------------------
     def empty(self, count: int, dtype=np.float32) -> cl.Buffer:
@@ -236,7 +294,7 @@ class Device:
 
     @cached_property
     def fingerprint(self) -> dict[str, str]:
-        """What bit-identical results are conditional on (DESIGN.md section 5)."""
+        """What bit-identical results are conditional on."""
         def version(pkg: str) -> str:
             try:
                 return metadata.version(pkg)

@@ -13,9 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlcl.device import Device
-
-ACTIVATIONS = {"identity": 0, "tanh": 1, "relu": 2}  # ids of common.h ACT_*
-SMOOTH_STATS = 10  # optim.cl NUM_SMOOTH
+from rlcl.kernel_constants import ACTIVATIONS, SMOOTH_STATS
 
 
 @dataclass(frozen=True)
@@ -76,10 +74,10 @@ class FlatParams:
         self.device.queue.finish()  # values may be a temporary
 
 
-def backward_param_tiles(n_in: int, n_out: int) -> int:
-    """Work-items of one layer in actor_critic.cl ac_backward_params: 4 x 16 tiles of
-    [W; bias] when OUT is a multiple of 16, else 4 x 4."""
-    cols = n_out // 16 if n_out % 16 == 0 else _quads(n_out)
+def backward_param_tiles(n_in: int, n_out: int, tile_cols: int) -> int:
+    """Work-items of one layer in actor_critic.cl ac_backward_params: 4 x TILE_COLS tiles of
+    [W; bias] when TILE_COLS (Device.tile_cols) divides OUT, else 4 x 4."""
+    cols = n_out // tile_cols if n_out % tile_cols == 0 else _quads(n_out)
     return cols * _quads(n_in + 1)
 
 
@@ -122,10 +120,11 @@ class MLP:
         bit-identical to linear.cl). Training uses the whole-network kernels of
         actor_critic.cl instead (ActorCritic.evaluate); this path is their reference in the
         tests."""
+        cols = device.tile_cols
         for k, layer in enumerate(self.layers):
             act = 0 if k == len(self.layers) - 1 else self.act
-            if layer.n_out % 16 == 0 and batch % 4 == 0:  # 4 x 16 tiles fit
-                name, shape = "linear_forward_x16", (layer.n_out // 16, batch // 4)
+            if layer.n_out % cols == 0 and batch % 4 == 0:  # 4 x TILE_COLS tiles fit
+                name, shape = "linear_forward_wide", (layer.n_out // cols, batch // 4)
             else:
                 name, shape = "linear_forward_x4", (_quads(layer.n_out), _quads(batch))
             device.launch(name, shape, None, acts[k + 1], acts[k], params, layer.w_off,
@@ -135,11 +134,12 @@ class MLP:
                  batch: int) -> None:
         """DOUT is d(loss)/d(output); fills this MLP's slice of GRADS, one launch per layer and
         pass (the reference for ActorCritic.backward's whole-network kernels)."""
+        cols = device.tile_cols
         for k in reversed(range(len(self.layers))):
             layer = self.layers[k]
-            if layer.n_out % 16 == 0:
-                name, shape = "linear_backward_params_x16", (layer.n_out // 16,
-                                                             _quads(layer.n_in + 1))
+            if layer.n_out % cols == 0:
+                name, shape = "linear_backward_params_wide", (layer.n_out // cols,
+                                                              _quads(layer.n_in + 1))
             else:
                 name, shape = "linear_backward_params_x4", (_quads(layer.n_out),
                                                             _quads(layer.n_in + 1))

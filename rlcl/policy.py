@@ -19,11 +19,11 @@ import gymnasium as gym
 import numpy as np
 
 from rlcl.device import Device
+from rlcl.kernel_constants import AC_COLUMNS, LAYER_COLUMNS, NUM_LOSS_STATS
 from rlcl.nn import MLP, FlatParams, backward_param_tiles
 
 # Philox streams: one key half per use, so the same counters never collide across uses.
 STREAM_ROLLOUT, STREAM_EVAL, STREAM_BOOTSTRAP = 1, 2, 3
-NUM_LOSS_STATS = 8  # loss.h: the statistics row each loss kernel writes
 
 
 class ActorCritic:
@@ -51,7 +51,8 @@ class ActorCritic:
         self.actor.init(host, rng, np.sqrt(2.0), 0.01)
         self.critic.init(host, rng, np.sqrt(2.0), 1.0)
         self.flat = FlatParams(device, host, norm_slots)
-        table = [(l.w_off, l.b_off, l.n_in, l.n_out) for l in self.actor.layers + self.critic.layers]
+        table = [[getattr(layer, col) for col in LAYER_COLUMNS]
+                 for layer in self.actor.layers + self.critic.layers]
         self.layer_table = np.array(table, np.int32)
         self.layers_buf = device.upload(self.layer_table)
         self.act_id = self.actor.act
@@ -85,9 +86,12 @@ class ActorCritic:
             for k, layer in enumerate(mlp.layers):
                 act_in, delta_in = regions[k - 1] if k else (-1, -1)
                 act_out, delta_out = regions[k] if k < last else (-1, -1)
-                table.append((layer.w_off, layer.b_off, layer.n_in, layer.n_out, act_in, act_out,
-                              delta_out, delta_in, tiles, mlp.act if k < last else 0))
-                tiles += backward_param_tiles(layer.n_in, layer.n_out)
+                row = {"w_off": layer.w_off, "b_off": layer.b_off, "n_in": layer.n_in,
+                       "n_out": layer.n_out, "in_off": act_in, "out_off": act_out,
+                       "dout_off": delta_out, "din_off": delta_in, "tile_start": tiles,
+                       "act": mlp.act if k < last else 0}
+                table.append([row[col] for col in AC_COLUMNS])
+                tiles += backward_param_tiles(layer.n_in, layer.n_out, device.tile_cols)
         self.hidden = device.empty(end)
         self.ac_table = np.array(table, np.int32)
         self.ac_table_buf = device.upload(self.ac_table)

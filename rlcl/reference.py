@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-ACT_IDENTITY, ACT_TANH, ACT_RELU = 0, 1, 2
-NUM_LOSS_STATS = 8
+from rlcl.kernel_constants import ACT_IDENTITY, ACT_RELU, ACT_TANH, NUM_LOSS_STATS  # noqa: F401
+
 # explained_variance treats Var(returns) <= this * mean^2 as zero: float32 rounding of a constant
 # (e.g. seven 0.1f) leaves a variance of ~1e-17, not 0 (rollout.cl).
 CONSTANT_VAR_REL = 1e-10

@@ -15,9 +15,8 @@ import numpy as np
 
 from rlcl.device import Device
 from rlcl.envs import finished_episodes
+from rlcl.kernel_constants import RUNNING, TERMINATED, TRUNCATED
 from rlcl.policy import STREAM_BOOTSTRAP, STREAM_ROLLOUT, ActorCritic
-
-RUNNING, TERMINATED, TRUNCATED = 0, 1, 2  # ends[t, n], as rollout.cl's gae reads them
 
 
 class Rollout:

@@ -19,12 +19,16 @@ Tolerances:
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import ON_OCLGRIND, _keep_buffers_alive
 from helpers import FD_TOL, SENTINEL, big, central_difference, f32, guarded, read_guarded
 
 from rlcl import reference as ref
+from rlcl.device import TILE_WIDTHS, Device
 from rlcl.nn import MLP
+from rlcl.policy import ActorCritic
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 MLP_TOL = dict(rtol=1e-4, atol=1e-5)
@@ -187,20 +191,34 @@ def test_twin_mlp_backward_is_the_derivative(rng, activation):
     assert np.abs(analytic).max() > 0.1
 
 
-# -- linear_x4.cl: the faster kernels are bit-identical to the simple ones --------------------
+# -- linear_x4.cl, actor_critic.cl: the faster kernels are bit-identical to the simple ones ---
+@pytest.fixture(scope="module", params=TILE_WIDTHS, ids=[f"cols{w}" for w in TILE_WIDTHS])
+def tiled_device(request, device) -> Device:
+    """The session device, and the same device built with each other tile width, so every
+    width is proven bit-identical here whichever one the device prefers."""
+    if request.param == device.tile_cols:
+        return device
+    other = Device(tile_cols=request.param)
+    if ON_OCLGRIND:
+        _keep_buffers_alive(other)  # as conftest does for the session device
+    return other
+
+
 @pytest.mark.parametrize("act", [0, 1, 2], ids=["identity", "tanh", "relu"])
 @pytest.mark.parametrize("B, IN, OUT", [(1, 1, 1), (7, 7, 7), (7, 64, 129), (129, 7, 64),
                                         (64, 64, 64), (5, 3, 6), (4, 1, 16), (8, 7, 32),
-                                        (256, 64, 64), (12, 4, 48), (4, 3, 16)])
-def test_x4_and_x16_kernels_are_bit_identical_to_simple(device, rng, B, IN, OUT, act):
-    """The 4 x 4 kernels on every shape; the 4 x 16 ones where MLP uses them (OUT % 16 == 0,
-    and B % 4 == 0 for the forward)."""
+                                        (256, 64, 64), (12, 4, 48), (4, 3, 16), (4, 5, 8),
+                                        (8, 9, 24)])
+def test_tiled_kernels_are_bit_identical_to_simple(tiled_device, rng, B, IN, OUT, act):
+    """The 4 x 4 kernels on every shape; the 4 x TILE_COLS ones where MLP uses them
+    (TILE_COLS divides OUT, and B % 4 == 0 for the forward)."""
+    device, cols = tiled_device, tiled_device.tile_cols
     params = np.float32(rng.standard_normal(IN * OUT + OUT + 3))
     w_off, b_off = 3, 3 + IN * OUT
     x = np.float32(rng.standard_normal((B, IN)))
     dout = np.float32(rng.standard_normal((B, OUT)))
     p, xb, db = device.upload(params), device.upload(x), device.upload(dout)
-    q, wide = -(-OUT // 4), OUT % 16 == 0
+    q, wide = -(-OUT // 4), OUT % cols == 0
 
     def run(name, shape, size, *args):
         out = device.upload(np.full(size, np.nan, np.float32))
@@ -212,8 +230,8 @@ def test_x4_and_x16_kernels_are_bit_identical_to_simple(device, rng, B, IN, OUT,
                act)
     assert np.array_equal(simple, fast)
     if wide and B % 4 == 0:
-        fast = run("linear_forward_x16", (OUT // 16, B // 4), B * OUT, xb, p, w_off, b_off, B,
-                   IN, OUT, act)
+        fast = run("linear_forward_wide", (OUT // cols, B // 4), B * OUT, xb, p, w_off, b_off,
+                   B, IN, OUT, act)
         assert np.array_equal(simple, fast)
     y = device.upload(np.tanh(x))  # an activated input, as the backward pass sees
     simple = run("linear_backward_input", (IN, B), B * IN, db, y, p, w_off, B, IN, OUT, act)
@@ -226,6 +244,56 @@ def test_x4_and_x16_kernels_are_bit_identical_to_simple(device, rng, B, IN, OUT,
                IN, OUT)
     assert np.array_equal(simple[3:], fast[3:]) and np.all(np.isnan(fast[:3]))
     if wide:
-        fast = run("linear_backward_params_x16", (OUT // 16, -(-(IN + 1) // 4)), n, db, xb,
+        fast = run("linear_backward_params_wide", (OUT // cols, -(-(IN + 1) // 4)), n, db, xb,
                    w_off, b_off, B, IN, OUT)
         assert np.array_equal(simple[3:], fast[3:]) and np.all(np.isnan(fast[:3]))
+
+
+def simple_mlp(device, params, mlp: MLP, x, dout):
+    """Forward and backward of MLP with linear.cl's one-output-per-work-item kernels: the
+    activations per layer and the gradient of MLP's slice."""
+    B, layers = len(x), mlp.layers
+    acts = [device.upload(x)] + [device.empty(B * n) for n in mlp.sizes[1:]]
+    for k, l in enumerate(layers):
+        act = 0 if k == len(layers) - 1 else mlp.act
+        device.launch("linear_forward", (l.n_out, B), None, acts[k + 1], acts[k], params,
+                      l.w_off, l.b_off, B, l.n_in, l.n_out, act)
+    grads, delta = device.zeros(mlp.end), device.upload(dout)
+    for k in reversed(range(len(layers))):
+        l = layers[k]
+        device.launch("linear_backward_params", (l.n_out, l.n_in + 1), None, grads, delta,
+                      acts[k], l.w_off, l.b_off, B, l.n_in, l.n_out)
+        if k:
+            below = device.empty(B * l.n_in)
+            device.launch("linear_backward_input", (l.n_in, B), None, below, delta, acts[k],
+                          params, l.w_off, B, l.n_in, l.n_out, mlp.act)
+            delta = below
+    outs = [device.read(a, B * n) for a, n in zip(acts[1:], mlp.sizes[1:])]
+    return outs, device.read(grads, mlp.end)[mlp.layers[0].w_off :]
+
+
+@pytest.mark.parametrize("hidden", [[16, 5, 32], [8, 24], [7]])
+@pytest.mark.parametrize("n", [1, 7, 64])
+def test_whole_network_kernels_are_bit_identical_to_simple(tiled_device, rng, hidden, n):
+    """actor_critic.cl's three launches against linear.cl layer by layer, at every tile width
+    (the layer widths mix multiples of 4, 8 and 16 with others)."""
+    device = tiled_device
+    policy = ActorCritic(device, 5, gym.spaces.Discrete(3), hidden, "tanh", seed=0,
+                         max_batch=n + 3)
+    policy.flat.load(policy.flat.numpy() + np.float32(rng.normal(0, 0.3, policy.flat.n)))
+    obs = np.float32(rng.standard_normal((n, 5)))
+    d_out, d_val = np.float32(rng.standard_normal((n, 3))), np.float32(rng.standard_normal(n))
+    device.write(policy.obs_buffer, obs)
+    device.write(policy.d_outputs, d_out)
+    device.write(policy.d_values, d_val)
+    policy.evaluate(n)
+    policy.backward(n)
+    grads = policy.flat.grad_numpy()
+    for net, (mlp, own, dout) in enumerate(((policy.actor, policy.outputs, d_out),
+                                            (policy.critic, policy.values, d_val))):
+        outs, want = simple_mlp(device, policy.flat.params, mlp, obs, dout)
+        for k, (size, got) in enumerate(zip(mlp.sizes[1:], outs)):
+            fused = (device.read(own, n * size) if k == len(outs) - 1 else device.read(
+                policy.hidden, n * size, offset=policy.hidden_offsets[net][k][0]))
+            assert np.array_equal(fused, got), f"network {net}, layer {k}"
+        assert np.array_equal(grads[mlp.layers[0].w_off : mlp.end], want), f"network {net}"

@@ -1,7 +1,7 @@
 /* common.h: shared by every rlcl kernel file.
  *
  * FP_CONTRACT OFF forbids fused multiply-add contraction, so a given device gives
- * bit-identical results whatever its compiler decides (DESIGN.md section 5).
+ * bit-identical results whatever its compiler decides.
  * Reductions in rlcl are always written as loops in a fixed order; there are no float
  * atomics anywhere.
  */
@@ -9,10 +9,11 @@
 #define RLCL_COMMON_H
 #pragma OPENCL FP_CONTRACT OFF
 
-/* Activation ids, mirrored in rlcl/nn.py ACTIVATIONS. */
-#define ACT_IDENTITY 0
-#define ACT_TANH 1
-#define ACT_RELU 2
+/* Constants shared with the host come from rlcl/kernel_constants.py as -D options
+ * (rlcl/device.py adds them to every build); each file checks for the ones it uses. */
+#if !defined(ACT_IDENTITY) || !defined(ACT_TANH) || !defined(ACT_RELU)
+#error "activation ids undefined: build through rlcl.device.Device (rlcl/kernel_constants.py)"
+#endif
 
 /* tanh is always computed as the float4 builtin, also for one value: PoCL's vector tanh
  * is about 5x faster than its scalar one (1.4 vs 7.3 ns per element on this CPU, issue 6),

@@ -57,7 +57,8 @@ __kernel void policy_act_gaussian(__global float *actions, __global float *logp,
 {
     const int n = get_group_id(0);
     if (n >= N) return;
-    const int obs_dim = layers[2], A = layers[(n_actor - 1) * 4 + 3], r = out_off + n;
+    const int obs_dim = LAYER(layers, 0, COL_N_IN), A = LAYER(layers, n_actor - 1, COL_N_OUT);
+    const int r = out_off + n;
     __global const float *x = obs + r * obs_dim;
     __local float *mu = mlp_forward_local(x, params, layers, 0, n_actor, act, ha, hb);
     if (get_local_id(0) == 0) {

@@ -1,13 +1,15 @@
 /* linear_tiles.h: the tiles of linear.cl's three operations that the fast kernels are made of
  * (linear_x4.cl, one layer per launch; actor_critic.cl, whole networks per launch).
  *
- * A tile is 4 rows x 4 or 16 columns: independent sums in float4 / float16 registers, so the
- * CPU's vector units stay busy (linear.cl's one sum per work-item is a chain of dependent
- * adds) and each loaded value is used four times. On AVX-512 a float16 is one register and
- * PoCL runs the 16-wide tiles about 1.7x faster than the 4-wide ones (issue 6). Every output
- * is summed in the same order as in linear.cl, with the same float operations (FP_CONTRACT OFF:
- * no fused multiply-add in either), so every tile gives linear.cl's results to the bit;
- * tests/test_linear.py checks that. Parts that do not fill a tile take linear.cl's scalar loop.
+ * A tile is 4 rows x 4 or TILE_COLS columns: independent sums in float4 / floatw registers, so
+ * the CPU's vector units stay busy (linear.cl's one sum per work-item is a chain of dependent
+ * adds) and each loaded value is used four times. TILE_COLS (4, 8 or 16) comes from rlcl/device.py,
+ * which reads it off the device's preferred float vector width; rlcl/nn.py sizes the launches
+ * from the same value. On AVX-512 a float16 is one register and PoCL runs the 16-wide tiles about
+ * 1.7x faster than the 4-wide ones (issue 6). Every output is summed in the same order as in
+ * linear.cl, with the same float operations (FP_CONTRACT OFF: no fused multiply-add in either),
+ * so every tile of every width gives linear.cl's results to the bit; tests/test_linear.py checks
+ * each width. Parts that do not fill a tile take linear.cl's scalar loop.
  *
  * Layout and formulas: linear.cl. out/dinp/inp/dout are row-major with B rows.
  */
@@ -15,15 +17,47 @@
 #define RLCL_LINEAR_TILES_H
 #include "common.h"
 
-/* Store V activated with activate4, the same float4 tanh as every other kernel (common.h).
- * The sums are stored first and activated in place, a float4 at a time, rather than taken
- * apart with .s0123-style swizzles, which Oclgrind 21.10 reports as uninitialised values. */
-inline void store_activated16(float16 v, int act, __global float *dst)
-{
-    vstore16(v, 0, dst);
-    if (act == ACT_IDENTITY) return;
-    for (int q = 0; q < 4; q++) vstore4(activate4(vload4(q, dst), act), q, dst);
-}
+/* floatw, the TILE_COLS-wide vector, is loaded and stored one float at a time (the compiler
+ * merges them into vector loads and stores) and never passed by value to a function: passing a
+ * float8/16 by value changes the x86-64 calling convention unless the compiler targets AVX
+ * (float8) or AVX-512 (float16), and clang warned at each vload16/vstore16 call of every build
+ * where PoCL compiles for an AVX2 CPU model. That happens on CPUs LLVM 14 does not know (Zen 4
+ * becomes znver3) while the device still reports 16-wide vectors, and there those calls also
+ * crashed PoCL's code generator (issue 10). Not in float4 pieces either: Oclgrind 21.10's
+ * uninitialised-value checker crashes on a float16 put together from float4s and flags .hi.lo
+ * style swizzles. So STOREW stores the sums, then activates them in place a float4 at a time
+ * with activate4, the float4 tanh of every other kernel. Macros, not functions, for the ABI. */
+#define LOAD8(p, k) (p)[k], (p)[k + 1], (p)[k + 2], (p)[k + 3], (p)[k + 4], (p)[k + 5], \
+                    (p)[k + 6], (p)[k + 7]
+#define STORE8(v, p, k, s0, s1, s2, s3, s4, s5, s6, s7)                                    \
+    (p)[k] = (v).s0; (p)[k + 1] = (v).s1; (p)[k + 2] = (v).s2; (p)[k + 3] = (v).s3;          \
+    (p)[k + 4] = (v).s4; (p)[k + 5] = (v).s5; (p)[k + 6] = (v).s6; (p)[k + 7] = (v).s7
+#define STOREW(v, act, p)                                                                    \
+    do {                                                                                     \
+        const floatw v_ = (v);                                                               \
+        __global float *p_ = (p);                                                            \
+        STORE_RAW(v_, p_);                                                                   \
+        if ((act) != ACT_IDENTITY)                                                           \
+            for (int q_ = 0; q_ < TILE_COLS / 4; q_++)                                       \
+                vstore4(activate4(vload4(q_, p_), act), q_, p_);                             \
+    } while (0)
+#if TILE_COLS == 16
+typedef float16 floatw;
+#define LOADW(p) ((float16)(LOAD8(p, 0), LOAD8(p, 8)))
+#define STORE_RAW(v, p)                                         \
+    STORE8(v, p, 0, s0, s1, s2, s3, s4, s5, s6, s7);            \
+    STORE8(v, p, 8, s8, s9, sa, sb, sc, sd, se, sf)
+#elif TILE_COLS == 8
+typedef float8 floatw;
+#define LOADW(p) ((float8)(LOAD8(p, 0)))
+#define STORE_RAW(v, p) STORE8(v, p, 0, s0, s1, s2, s3, s4, s5, s6, s7)
+#elif TILE_COLS == 4
+typedef float4 floatw;
+#define LOADW(p) vload4(0, p)
+#define STORE_RAW(v, p) vstore4(v, 0, p)
+#else
+#error "TILE_COLS must be 4, 8 or 16: build through rlcl.device.Device"
+#endif
 
 /* -- forward: out[b,o] = act(bias[o] + sum_i inp[b,i] W[i,o]) ------------------------------ */
 inline void forward_one(__global float *out, __global const float *inp,
@@ -54,23 +88,24 @@ inline void forward_tile4(__global float *out, __global const float *inp,
     vstore4(activate4(a3 + bias, act), 0, out + (b + 3) * OUT + o);
 }
 
-inline void forward_tile16(__global float *out, __global const float *inp,
-                           __global const float *params, int w_off, int b_off, int b, int o,
-                           int IN, int OUT, int act)
+/* The same for columns o .. o + TILE_COLS - 1 (o + TILE_COLS <= OUT). */
+inline void forward_tilew(__global float *out, __global const float *inp,
+                          __global const float *params, int w_off, int b_off, int b, int o,
+                          int IN, int OUT, int act)
 {
-    float16 a0 = (float16)(0.0f), a1 = a0, a2 = a0, a3 = a0;
+    floatw a0 = (floatw)(0.0f), a1 = a0, a2 = a0, a3 = a0;
     for (int i = 0; i < IN; i++) {
-        const float16 w = vload16(0, params + w_off + i * OUT + o);
+        const floatw w = LOADW(params + w_off + i * OUT + o);
         a0 += inp[b * IN + i] * w;
         a1 += inp[(b + 1) * IN + i] * w;
         a2 += inp[(b + 2) * IN + i] * w;
         a3 += inp[(b + 3) * IN + i] * w;
     }
-    const float16 bias = vload16(0, params + b_off + o);
-    store_activated16(a0 + bias, act, out + b * OUT + o);
-    store_activated16(a1 + bias, act, out + (b + 1) * OUT + o);
-    store_activated16(a2 + bias, act, out + (b + 2) * OUT + o);
-    store_activated16(a3 + bias, act, out + (b + 3) * OUT + o);
+    const floatw bias = LOADW(params + b_off + o);
+    STOREW(a0 + bias, act, out + b * OUT + o);
+    STOREW(a1 + bias, act, out + (b + 1) * OUT + o);
+    STOREW(a2 + bias, act, out + (b + 2) * OUT + o);
+    STOREW(a3 + bias, act, out + (b + 3) * OUT + o);
 }
 
 /* All OUT outputs of rows b .. b + nr - 1 (nr <= 4), widest tiles first. */
@@ -80,8 +115,8 @@ inline void forward_rows(__global float *out, __global const float *inp,
 {
     int o = 0;
     if (nr == 4) {
-        for (; o + 16 <= OUT; o += 16)
-            forward_tile16(out, inp, params, w_off, b_off, b, o, IN, OUT, act);
+        for (; o + TILE_COLS <= OUT; o += TILE_COLS)
+            forward_tilew(out, inp, params, w_off, b_off, b, o, IN, OUT, act);
         for (; o + 4 <= OUT; o += 4)
             forward_tile4(out, inp, params, w_off, b_off, b, o, IN, OUT, act);
     }
@@ -170,35 +205,35 @@ inline void backward_params_tile4(__global float *grads, __global const float *d
         }
 }
 
-/* The same for columns o .. o + 15 (o + 16 <= OUT). */
-inline void backward_params_tile16(__global float *grads, __global const float *dout,
-                                   __global const float *inp, int w_off, int b_off, int j,
-                                   int o, int B, int IN, int OUT)
+/* The same for columns o .. o + TILE_COLS - 1 (o + TILE_COLS <= OUT). */
+inline void backward_params_tilew(__global float *grads, __global const float *dout,
+                                  __global const float *inp, int w_off, int b_off, int j, int o,
+                                  int B, int IN, int OUT)
 {
     if (j + 4 <= IN) {
-        float16 a0 = (float16)(0.0f), a1 = a0, a2 = a0, a3 = a0;
+        floatw a0 = (floatw)(0.0f), a1 = a0, a2 = a0, a3 = a0;
         for (int b = 0; b < B; b++) {
-            const float16 d = vload16(0, dout + b * OUT + o);
+            const floatw d = LOADW(dout + b * OUT + o);
             a0 += inp[b * IN + j] * d;
             a1 += inp[b * IN + j + 1] * d;
             a2 += inp[b * IN + j + 2] * d;
             a3 += inp[b * IN + j + 3] * d;
         }
-        vstore16(a0, 0, grads + w_off + j * OUT + o);
-        vstore16(a1, 0, grads + w_off + (j + 1) * OUT + o);
-        vstore16(a2, 0, grads + w_off + (j + 2) * OUT + o);
-        vstore16(a3, 0, grads + w_off + (j + 3) * OUT + o);
+        STOREW(a0, ACT_IDENTITY, grads + w_off + j * OUT + o);
+        STOREW(a1, ACT_IDENTITY, grads + w_off + (j + 1) * OUT + o);
+        STOREW(a2, ACT_IDENTITY, grads + w_off + (j + 2) * OUT + o);
+        STOREW(a3, ACT_IDENTITY, grads + w_off + (j + 3) * OUT + o);
         return;
     }
     for (int i = j; i < min(j + 4, IN); i++) {
-        float16 acc = (float16)(0.0f);
-        for (int b = 0; b < B; b++) acc += inp[b * IN + i] * vload16(0, dout + b * OUT + o);
-        vstore16(acc, 0, grads + w_off + i * OUT + o);
+        floatw acc = (floatw)(0.0f);
+        for (int b = 0; b < B; b++) acc += inp[b * IN + i] * LOADW(dout + b * OUT + o);
+        STOREW(acc, ACT_IDENTITY, grads + w_off + i * OUT + o);
     }
     if (j + 4 > IN) {  /* these rows include row IN: the bias */
-        float16 acc = (float16)(0.0f);
-        for (int b = 0; b < B; b++) acc += vload16(0, dout + b * OUT + o);
-        vstore16(acc, 0, grads + b_off + o);
+        floatw acc = (floatw)(0.0f);
+        for (int b = 0; b < B; b++) acc += LOADW(dout + b * OUT + o);
+        STOREW(acc, ACT_IDENTITY, grads + b_off + o);
     }
 }
 #endif

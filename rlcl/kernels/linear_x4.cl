@@ -2,11 +2,12 @@
  * tiles in linear_tiles.h and so bit-identical to linear.cl (tests/test_linear.py).
  *
  * linear_forward_x4:          global (ceil(OUT / 4), ceil(B / 4)):      out[4r .., 4k ..]
- * linear_forward_x16:         global (OUT / 16, B / 4); OUT % 16 == 0, B % 4 == 0
+ * linear_forward_wide:        global (OUT / TILE_COLS, B / 4); OUT % TILE_COLS == 0, B % 4 == 0
  * linear_backward_input_x4:   global (ceil(IN / 4), ceil(B / 4)):       dinp[4r .., 4k ..]
  * linear_backward_params_x4:  global (ceil(OUT / 4), ceil((IN + 1) / 4)): dW[4j .., 4k ..]
  *                             (row IN of the grid is the bias gradient)
- * linear_backward_params_x16: global (OUT / 16, ceil((IN + 1) / 4)); OUT % 16 == 0
+ * linear_backward_params_wide: global (OUT / TILE_COLS, ceil((IN + 1) / 4));
+ *                             OUT % TILE_COLS == 0 (TILE_COLS: linear_tiles.h)
  * Formulas, layout and arguments: linear.cl. Reference: rlcl/reference.py linear_*.
  */
 #include "linear_tiles.h"
@@ -26,13 +27,13 @@ __kernel void linear_forward_x4(__global float *out, __global const float *inp,
             forward_one(out, inp, params, w_off, b_off, r, k, IN, OUT, act);
 }
 
-__kernel void linear_forward_x16(__global float *out, __global const float *inp,
-                                 __global const float *params, int w_off, int b_off,
-                                 int B, int IN, int OUT, int act)
+__kernel void linear_forward_wide(__global float *out, __global const float *inp,
+                                  __global const float *params, int w_off, int b_off,
+                                  int B, int IN, int OUT, int act)
 {
-    const int o = 16 * get_global_id(0), b = 4 * get_global_id(1);
-    if (o + 16 > OUT || b + 4 > B) return;
-    forward_tile16(out, inp, params, w_off, b_off, b, o, IN, OUT, act);
+    const int o = TILE_COLS * get_global_id(0), b = 4 * get_global_id(1);
+    if (o + TILE_COLS > OUT || b + 4 > B) return;
+    forward_tilew(out, inp, params, w_off, b_off, b, o, IN, OUT, act);
 }
 
 __kernel void linear_backward_input_x4(__global float *dinp, __global const float *dout,
@@ -60,11 +61,11 @@ __kernel void linear_backward_params_x4(__global float *grads, __global const fl
     backward_params_tile4(grads, dout, inp, w_off, b_off, j, o, B, IN, OUT);
 }
 
-__kernel void linear_backward_params_x16(__global float *grads, __global const float *dout,
-                                         __global const float *inp, int w_off, int b_off,
-                                         int B, int IN, int OUT)
+__kernel void linear_backward_params_wide(__global float *grads, __global const float *dout,
+                                          __global const float *inp, int w_off, int b_off,
+                                          int B, int IN, int OUT)
 {
-    const int o = 16 * get_global_id(0), j = 4 * get_global_id(1);
-    if (o + 16 > OUT || j > IN) return;
-    backward_params_tile16(grads, dout, inp, w_off, b_off, j, o, B, IN, OUT);
+    const int o = TILE_COLS * get_global_id(0), j = 4 * get_global_id(1);
+    if (o + TILE_COLS > OUT || j > IN) return;
+    backward_params_tilew(grads, dout, inp, w_off, b_off, j, o, B, IN, OUT);
 }

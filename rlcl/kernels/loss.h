@@ -7,7 +7,9 @@
 #define RLCL_LOSS_H
 #include "common.h"
 
-#define NUM_LOSS_STATS 8
+#ifndef NUM_LOSS_STATS
+#error "NUM_LOSS_STATS undefined: build through rlcl.device.Device (rlcl/kernel_constants.py)"
+#endif
 
 /* Minibatch advantage mean and 1 / (std + 1e-8) (unbiased std), or (0, 1) without norm_adv.
  * The reductions run unconditionally: barriers stay outside any branch. */

@@ -10,6 +10,14 @@
 #include "common.h"
 #include <pyopencl-random123/philox.cl>
 
+/* The layer table: LAYER_COLS ints per layer, columns COL_W_OFF, COL_B_OFF, COL_N_IN,
+ * COL_N_OUT (rlcl/kernel_constants.py LAYER_COLUMNS). */
+#if !defined(LAYER_COLS) || !defined(COL_W_OFF) || !defined(COL_B_OFF) || \
+    !defined(COL_N_IN) || !defined(COL_N_OUT)
+#error "layer table columns undefined: build through rlcl.device.Device (rlcl/kernel_constants.py)"
+#endif
+#define LAYER(table, l, col) ((table)[(l) * LAYER_COLS + (col)])
+
 inline uint4 philox_bits(uint seed, uint stream, uint c0, uint c1, uint c2, uint c3)
 {
     philox4x32_key_t key = {{seed, stream}};
@@ -29,12 +37,12 @@ inline __local float *mlp_forward_local(__global const float *x, __global const 
                                         int act, __local float *ha, __local float *hb)
 {
     const int lid = get_local_id(0), ls = get_local_size(0);
-    for (int i = lid; i < layers[first * 4 + 2]; i += ls) ha[i] = x[i];
+    for (int i = lid; i < LAYER(layers, first, COL_N_IN); i += ls) ha[i] = x[i];
     barrier(CLK_LOCAL_MEM_FENCE);
     __local float *src = ha, *dst = hb;
     for (int l = first; l < first + count; l++) {
-        const int w_off = layers[l * 4], b_off = layers[l * 4 + 1];
-        const int IN = layers[l * 4 + 2], OUT = layers[l * 4 + 3];
+        const int w_off = LAYER(layers, l, COL_W_OFF), b_off = LAYER(layers, l, COL_B_OFF);
+        const int IN = LAYER(layers, l, COL_N_IN), OUT = LAYER(layers, l, COL_N_OUT);
         const int a = (l == first + count - 1) ? ACT_IDENTITY : act;
         for (int o = lid; o < OUT; o += ls) {
             float acc = 0.0f;

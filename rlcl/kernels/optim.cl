@@ -8,7 +8,7 @@
  * Skipping (the divergence guard): with skip_above >= 0, a step whose norms[slot] is not
  *   <= skip_above (a spike, or NaN) changes nothing. skip_above < 0 never skips.
  *
- * sgd_step (torch.optim.SGD semantics, DESIGN.md section 3), per coordinate:
+ * sgd_step (torch.optim.SGD semantics), per coordinate:
  *   g = clip_scale * grad + weight_decay * theta             (coupled weight decay)
  *   v = first ? g : momentum * v + (1 - dampening) * g        (skipped when momentum == 0)
  *   d = nesterov ? g + momentum * v : v;  u = -lr * d;  theta += u;  prev_update = u
@@ -40,7 +40,9 @@
  */
 #include "common.h"
 
-#define NUM_SMOOTH 10
+#ifndef NUM_SMOOTH
+#error "NUM_SMOOTH undefined: build through rlcl.device.Device (rlcl/kernel_constants.py)"
+#endif
 
 __kernel void sum_squares(__global float *norms, int slot, __global const float *x, int n,
                           __local float *scratch)

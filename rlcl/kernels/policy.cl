@@ -4,7 +4,7 @@
  *   on obs[r], then sample a ~ Categorical(softmax(logits)) by inverse CDF (or take the first
  *   argmax when greedy), writing actions[r], logp[r] = log softmax(logits)[a], values[r] = V.
  *
- * layers is the network's layer table, 4 ints per layer (w_off, b_off, in, out): the actor's
+ * layers is the network's layer table (mlp.h LAYER, one row per layer): the actor's
  * n_actor layers, then the critic's n_critic layers. Hidden layers use ACT, the last layer of
  * each net is linear. The per-layer arithmetic is exactly linear_forward's (same order), so a
  * log-prob recomputed in the update is bit-identical to the one stored here.
@@ -25,7 +25,7 @@ __kernel void policy_act(__global int *actions, __global float *logp, __global f
 {
     const int n = get_group_id(0);
     if (n >= N) return;  /* whole work-groups only, so barriers stay uniform */
-    const int obs_dim = layers[2], A = layers[(n_actor - 1) * 4 + 3];
+    const int obs_dim = LAYER(layers, 0, COL_N_IN), A = LAYER(layers, n_actor - 1, COL_N_OUT);
     __global const float *x = obs + (out_off + n) * obs_dim;
 
     __local float *logits = mlp_forward_local(x, params, layers, 0, n_actor, act, ha, hb);

@@ -1,10 +1,11 @@
 /* rollout.cl: advantages and minibatch gathering over the (T, N) rollout storage.
  *
  * gae (Schulman et al. 2016, "High-Dimensional Continuous Control Using GAE"), per env n,
- * for t = T-1 .. 0, with ends[t,n] = 0 (running), 1 (terminated), 2 (truncated):
- *   live_t  = ends[t,n] == 0
- *   boot_t  = ends[t,n] == 2 ? trunc_values[t,n] : 0     V(final_obs) at a time-limit end,
- *             so truncation is not treated as failure (SB3 issue 633; Pardo et al. 2018)
+ * for t = T-1 .. 0, with ends[t,n] = END_RUNNING, END_TERMINATED or END_TRUNCATED:
+ *   live_t  = ends[t,n] == END_RUNNING
+ *   boot_t  = ends[t,n] == END_TRUNCATED ? trunc_values[t,n] : 0
+ *             V(final_obs) at a time-limit end, so truncation is not treated as failure
+ *             (SB3 issue 633; Pardo et al. 2018)
  *   delta_t = r[t,n] + gamma * boot_t + gamma * live_t * V[t+1,n] - V[t,n]
  *   A_t     = delta_t + gamma * lambda * live_t * A_{t+1},   returns = A + V
  * values has T + 1 rows: row T is V of the observation after the last step.
@@ -22,6 +23,10 @@
  */
 #include "common.h"
 
+#if !defined(END_RUNNING) || !defined(END_TERMINATED) || !defined(END_TRUNCATED)
+#error "END_* undefined: build through rlcl.device.Device (rlcl/kernel_constants.py)"
+#endif
+
 __kernel void gae(__global float *advantages, __global float *returns,
                   __global const float *rewards, __global const float *values,
                   __global const int *ends, __global const float *trunc_values,
@@ -32,8 +37,8 @@ __kernel void gae(__global float *advantages, __global float *returns,
     float next_adv = 0.0f;
     for (int t = T - 1; t >= 0; t--) {
         const int k = t * N + n;
-        const float live = ends[k] == 0 ? 1.0f : 0.0f;
-        const float boot = ends[k] == 2 ? trunc_values[k] : 0.0f;
+        const float live = ends[k] == END_RUNNING ? 1.0f : 0.0f;
+        const float boot = ends[k] == END_TRUNCATED ? trunc_values[k] : 0.0f;
         const float delta = rewards[k] + gamma * boot + gamma * live * values[k + N] - values[k];
         next_adv = delta + gamma * lam * live * next_adv;
         advantages[k] = next_adv;
