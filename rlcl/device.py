@@ -35,13 +35,14 @@ os.environ.setdefault("POCL_DEVICES", "basic pthread")
 
 import pyopencl as cl  # noqa: E402
 
+from rlcl.device_envs import build_defines
 from rlcl.errors import DeviceError
 
 # Fixed for determinism (DESIGN.md section 5): no fast, relaxed or mad-enabling math options;
 # every .cl file also starts with `#pragma OPENCL FP_CONTRACT OFF` through common.h.
-BUILD_OPTIONS: tuple[str, ...] = ("-cl-std=CL1.2",)
+BUILD_OPTIONS: tuple[str, ...] = ("-cl-std=CL1.2", *build_defines())
 KERNEL_FILES = ("linear", "linear_x4", "actor_critic", "policy", "gaussian", "loss", "rollout",
-                "optim")
+                "optim", "classic_envs")
 
 
 _SCALAR_TYPES = {"int": np.int32, "uint": np.uint32, "float": np.float32}

@@ -23,7 +23,7 @@ from rlcl.device import Device
 from rlcl.nn import MLP, FlatParams, backward_param_tiles
 
 # Philox streams: one key half per use, so the same counters never collide across uses.
-STREAM_ROLLOUT, STREAM_EVAL, STREAM_BOOTSTRAP = 1, 2, 3
+STREAM_ROLLOUT, STREAM_EVAL, STREAM_BOOTSTRAP, STREAM_ENV_RESET = 1, 2, 3, 4
 NUM_LOSS_STATS = 8  # loss.h: the statistics row each loss kernel writes
 
 
