@@ -9,6 +9,8 @@ pyopencl's program cache still tells one build from another.
 
 from __future__ import annotations
 
+from rlcl import device_envs
+
 # Activation ids (common.h activate4 / activate_grad; nn.MLP stores one per network).
 ACTIVATIONS = {"identity": 0, "tanh": 1, "relu": 2}
 ACT_IDENTITY, ACT_TANH, ACT_RELU = (ACTIVATIONS[name] for name in ("identity", "tanh", "relu"))
@@ -44,4 +46,5 @@ def defines() -> dict[str, int]:
     }
     # COL_W_OFF .. COL_ACT: valid in both tables, since AC_COLUMNS extends LAYER_COLUMNS.
     table.update({f"COL_{name.upper()}": k for k, name in enumerate(AC_COLUMNS)})
+    table.update(device_envs.defines())
     return table

@@ -23,7 +23,7 @@ from rlcl.kernel_constants import AC_COLUMNS, LAYER_COLUMNS, NUM_LOSS_STATS
 from rlcl.nn import MLP, FlatParams, backward_param_tiles
 
 # Philox streams: one key half per use, so the same counters never collide across uses.
-STREAM_ROLLOUT, STREAM_EVAL, STREAM_BOOTSTRAP = 1, 2, 3
+STREAM_ROLLOUT, STREAM_EVAL, STREAM_BOOTSTRAP, STREAM_ENV_RESET = 1, 2, 3, 4
 
 
 class ActorCritic:

@@ -7,7 +7,8 @@ The ``device`` fixture is one :class:`rlcl.device.Device` for the whole session.
 
     RLCL_DEVICE=oclgrind OCLGRIND_CHECK_API=1 OCLGRIND_UNINITIALIZED=1 \
         OCLGRIND_DATA_RACES=1 python -m pytest tests/test_linear.py tests/test_loss.py \
-        tests/test_policy_kernels.py tests/test_rollout_kernels.py tests/test_optim_kernels.py tests/test_gaussian.py
+        tests/test_policy_kernels.py tests/test_rollout_kernels.py tests/test_optim_kernels.py tests/test_gaussian.py \
+        tests/test_env_kernels.py
 
 Without RLCL_DEVICE the default rule applies (never Oclgrind); the pytest header names
 the platform in use.
