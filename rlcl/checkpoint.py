@@ -142,8 +142,15 @@ def save_training_state(path: Path, state: TrainingState, counters: dict, meta: 
         scheduler_state=state.scheduler.state_dict(),
         meta={**meta, **counters, "rng": state.rng.bit_generator.state,
               "guard": state.guard.state_dict(), "total_updates": state.agent.total_updates},
-        extra={"obs": np.asarray(state.obs, np.float32),
-               "env": np.frombuffer(pickle.dumps(state.envs), np.uint8)})
+        extra={"obs": np.zeros(0, np.float32) if state.obs is None else
+               np.asarray(state.obs, np.float32),
+               "env": np.frombuffer(pickle.dumps(_env_state(state.envs)), np.uint8)})
+
+
+def _env_state(envs):
+    """What a checkpoint keeps of the envs: device envs' arrays (rlcl/device_rollout.py), or the
+    whole pickled gymnasium vector env with its wrappers."""
+    return envs.state_dict() if hasattr(envs, "load_state_dict") else envs
 
 
 def resume_training(run_dir: Path, state: TrainingState, *, env_id: str, obs_dim: int) -> dict:
@@ -161,8 +168,12 @@ def resume_training(run_dir: Path, state: TrainingState, *, env_id: str, obs_dim
     except Exception as exc:  # a pickle from another gymnasium version, say
         raise CheckpointError(f"the checkpoint's environment state cannot be restored "
                               f"({type(exc).__name__}); resume with the versions that wrote it")
-    state.envs.close()
-    state.envs, state.obs = envs, ckpt["extra"]["obs"]
+    if hasattr(state.envs, "load_state_dict"):  # device envs: their arrays
+        state.envs.load_state_dict(envs)
+    else:
+        state.envs.close()
+        state.envs = envs
+    state.obs = ckpt["extra"]["obs"] if ckpt["extra"]["obs"].size else None
     state.policy.flat.load(ckpt["params"])
     state.optimizer.load_state_dict(ckpt["optimizer_state"])
     state.scheduler.load_state_dict(ckpt["scheduler_state"])

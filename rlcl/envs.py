@@ -197,6 +197,8 @@ def _find(envs, cls):
 
 def normalization_state(envs) -> dict:
     """The running statistics, for checkpoints (JSON-ready lists)."""
+    if hasattr(envs, "normalization_state"):  # device envs keep theirs on the device
+        return envs.normalization_state()
     state = {}
     if (obs := _find(envs, NormalizeObservation)) is not None:
         rms = obs.obs_rms

@@ -27,6 +27,7 @@ from rlcl.checkpoint import (CONFIG, FINAL, LATEST, TrainingState, checkpoint_pa
 from rlcl.cli import parse_command, print_summary
 from rlcl.config import Config, to_toml
 from rlcl.device import Device
+from rlcl.device_rollout import DeviceEnvs, DeviceRollout
 from rlcl.diagnostics import EVAL_MEAN, iteration_scalars
 from rlcl.envs import make_vec_env, normalization_state
 from rlcl.errors import RlclError
@@ -94,8 +95,12 @@ def train(cfg: Config, resume: Path | None = None) -> Result:
     episodes and the summary."""
     # SETUP ---------------------------------------------------------------------------------
     device = Device(cfg.device, profile=cfg.profile or os.environ.get("RLCL_PROFILE") == "1")
-    envs = make_vec_env(cfg.env_id, cfg.num_envs, cfg.norm_obs, cfg.norm_reward, cfg.gamma,
-                        cfg.vector_env)  # bad env or spaces: fails before a run folder exists
+    if cfg.env_backend == "device":  # the classic-control envs as kernels (issue 11)
+        envs = DeviceEnvs(device, cfg.env_id, cfg.num_envs, cfg.norm_obs, cfg.norm_reward,
+                          cfg.gamma)
+    else:  # bad env or spaces: fails here, before a run folder exists
+        envs = make_vec_env(cfg.env_id, cfg.num_envs, cfg.norm_obs, cfg.norm_reward, cfg.gamma,
+                            cfg.vector_env)
     obs_dim = int(envs.single_observation_space.shape[0])
     num_updates = cfg.update_epochs * cfg.num_minibatches
     policy = ActorCritic(device, obs_dim, envs.single_action_space, list(cfg.hidden_sizes),
@@ -103,8 +108,12 @@ def train(cfg: Config, resume: Path | None = None) -> Result:
                          norm_slots=num_updates)
     optimizer = make_optimizer(cfg, policy.flat)
     scheduler = make_scheduler(cfg, optimizer)
-    rollout = Rollout(device, policy, cfg.num_steps, cfg.num_envs, cfg.minibatch_size,
-                      num_updates)
+    if cfg.env_backend == "device":
+        rollout = DeviceRollout(device, policy, envs, cfg.num_steps, cfg.num_envs,
+                                cfg.minibatch_size, num_updates)
+    else:
+        rollout = Rollout(device, policy, cfg.num_steps, cfg.num_envs, cfg.minibatch_size,
+                          num_updates)
     agent = {"ppo": PPO, "a2c": A2C}[cfg.algo](cfg, policy, rollout, optimizer)
     rng = np.random.default_rng([cfg.seed, 0x5EED])  # minibatch permutations
     meta = {"config": cfg.to_dict(), "obs_dim": obs_dim, "act_dim": policy.act_dim,

@@ -21,31 +21,8 @@
  *
  * Reference: rlcl/reference.py policy_act_gaussian, ppo_loss_gaussian, column_sum.
  */
-#include "mlp.h"
+#include "gaussian.h"
 #include "loss.h"
-
-#define HALF_LOG_2PI 0.91893853320467274f
-
-/* Box-Muller: the uniform under the log must be in (0, 1]; (bits >> 9) + 0.5 needs only 24
- * bits, so u1 is exact in float32 and the twin reproduces it. */
-inline float4 philox_normal4(uint seed, uint stream, uint n, uint step, uint iteration, uint k)
-{
-    const uint4 bits = philox_bits(seed, stream, n, step, iteration, k);
-    const float u1 = ((float)(bits.x >> 9) + 0.5f) * (1.0f / 8388608.0f);
-    const float u2 = (float)(bits.y >> 8) * (1.0f / 16777216.0f);
-    const float u3 = ((float)(bits.z >> 9) + 0.5f) * (1.0f / 8388608.0f);
-    const float u4 = (float)(bits.w >> 8) * (1.0f / 16777216.0f);
-    const float r1 = sqrt(-2.0f * log(u1)), r2 = sqrt(-2.0f * log(u3));
-    const float two_pi = 6.2831853071795865f;
-    return (float4)(r1 * cos(two_pi * u2), r1 * sin(two_pi * u2),
-                    r2 * cos(two_pi * u4), r2 * sin(two_pi * u4));
-}
-
-inline float gaussian_lp_term(float a, float mu, float log_std)
-{
-    const float z = (a - mu) / exp(log_std);
-    return -0.5f * z * z - log_std - HALF_LOG_2PI;
-}
 
 __kernel void policy_act_gaussian(__global float *actions, __global float *logp,
                                   __global float *values, int out_off,

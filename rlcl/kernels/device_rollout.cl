@@ -1,0 +1,131 @@
+/* device_rollout.cl: a whole rollout of a classic-control env in ONE launch (issue 11).
+ *
+ * rollout_classic: for t = 0 .. T-1, every env n: x = normalise(raw obs); the actor and critic
+ *   forward on x, a sampled action (policy.cl's Categorical or gaussian.cl's Gaussian, same
+ *   arithmetic and Philox counters (n, t, iteration), so the update recomputes the same
+ *   log-probs); the env step (classic_envs.h); episode return and length (of the raw
+ *   rewards, as gymnasium's RecordEpisodeStatistics); at an end, the autoreset (Philox key
+ *   (seed, STREAM_ENV_RESET), counter (n, episode)) and, at a time limit, V(normalise(final
+ *   obs)) for the bootstrap (SB3 issue 633). Then row T: x and V(x) for GAE. Streams: the
+ *   draws use key (seed, stream_act) as the host path's policy_act, resets (seed, stream_reset).
+ *   Writes the rollout storage rows t * N + n exactly as rlcl/rollout.py's host path does, and
+ *   ep_log[2 (t N + n)] = (return, length) of an episode that ended there (ends != 0).
+ *
+ * Normalisation (SB3 VecNormalize, as rlcl/envs.py's wrappers), float32 running statistics
+ *   (mean, var, count; start 0, 1, 1e-4) merged per step from the batch of N envs in env
+ *   order, by work-item 0 between two barriers:
+ *   norm_obs: after each env step the new raw observations (after autoreset) update obs_rms,
+ *     then normalise; the final observation of an ended episode uses the updated statistics.
+ *   norm_reward: ret = gamma ret + r updates ret_rms; the stored reward is
+ *     clip(r / sqrt(var + 1e-8), +-10); ret is reset at every end.
+ *
+ * Layout (all per agent; an agent index would offset each pointer once at the top):
+ *   env_state [N][CLASSIC_STATE_DIM], env_int [N][2] (steps, episodes), ep_acc [N][2]
+ *   (return, length), obs_rms [2 D + 1], ret_rms [3], ret_acc [N].
+ * Launch: ONE work-group of N work-items (one env each; N <= the device's work-group size).
+ *   scratch: N * 2 * width floats (width: the widest layer); batch: N * max(D, 1) floats.
+ * Reference: rlcl/reference_envs.py (envs), rlcl/reference.py policy_act (network, sampling).
+ */
+#include "device_rollout.h"
+
+__kernel void rollout_classic(
+    __global float *obs, __global uint *actions, __global float *logp, __global float *values,
+    __global float *rewards, __global int *ends, __global float *trunc_values,
+    __global float *ep_log, __global float *env_state, __global int *env_int,
+    __global float *ep_acc, __global float *obs_rms, __global float *ret_rms,
+    __global float *ret_acc, __global const float *params, __global const int *layers,
+    int n_actor, int n_critic, int act, int log_std_off, int env_id, int D, int max_steps,
+    int T, int N, uint seed, uint stream_act, uint stream_reset, uint iteration, float gamma,
+    int norm_obs, int norm_reward, int width, __local float *scratch, __local float *batch)
+{
+    const int n = get_local_id(0);
+    const int live = n < N;  /* every work-item reaches every barrier */
+    const int words = log_std_off >= 0 ? layers[(n_actor - 1) * 4 + 3] : 1;  /* per action */
+    __local float *ha = scratch + n * 2 * width, *hb = ha + width;
+    float s[CLASSIC_STATE_DIM] = {0}, raw[CLASSIC_MAX_OBS_DIM] = {0}, fin[CLASSIC_MAX_OBS_DIM];
+    int steps = 0, episodes = 0;
+    float ep_ret = 0.0f, ep_len = 0.0f, ret = 0.0f;
+    if (live) {
+        for (int i = 0; i < CLASSIC_STATE_DIM; i++) s[i] = env_state[n * CLASSIC_STATE_DIM + i];
+        steps = env_int[2 * n]; episodes = env_int[2 * n + 1];
+        ep_ret = ep_acc[2 * n]; ep_len = ep_acc[2 * n + 1];
+        ret = norm_reward ? ret_acc[n] : 0.0f;
+        classic_obs(env_id, s, raw);
+    }
+    for (int t = 0; t <= T; t++) {
+        const int row = t * N + n;
+        if (live) {
+            __global float *x = obs + row * D;
+            for (int i = 0; i < D; i++) x[i] = norm_obs ? normalize_obs(raw[i], obs_rms, i, D)
+                                                        : raw[i];
+            load_input(ha, x, D);
+            values[row] = value_of(params, layers, n_actor, n_critic, act, ha, hb);
+        }
+        if (t == T) break;
+        float r = 0.0f;
+        int term = 0, trunc = 0;
+        if (live) {
+            load_input(ha, obs + row * D, D);
+            logp[row] = sample_action(actions + row * words, params, layers, n_actor, act,
+                                      log_std_off, seed, stream_act, (uint)n, (uint)t, iteration,
+                                      ha, hb);
+            term = classic_step(env_id, s, actions[row * words], &r);
+            steps += 1;
+            trunc = !term && steps >= max_steps;
+            ep_ret += r; ep_len += 1.0f;
+            ep_log[2 * row] = ep_ret; ep_log[2 * row + 1] = (term || trunc) ? ep_len : 0.0f;
+            ends[row] = term ? 1 : (trunc ? 2 : 0);
+            classic_obs(env_id, s, fin);
+            if (term || trunc) {
+                ep_ret = 0.0f; ep_len = 0.0f; steps = 0; episodes += 1;
+                classic_reset(env_id, s, seed, stream_reset, (uint)n, (uint)episodes);
+            }
+            classic_obs(env_id, s, raw);
+        }
+        if (norm_obs)  /* uniform: the whole group merges the batch of new observations */
+            merge_obs_batch(obs_rms, batch, raw, D, N, live);
+        if (norm_reward) {
+            ret = gamma * ret + r;
+            const float var = merge_scalar_batch(ret_rms, batch, ret, N, live);
+            r = clamp(r / sqrt(var + 1e-8f), -10.0f, 10.0f);
+            if (term || trunc) ret = 0.0f;
+        }
+        if (live) {
+            rewards[row] = r;
+            trunc_values[row] = 0.0f;
+            if (trunc) {  /* V(final obs), normalised with the statistics that now hold */
+                for (int i = 0; i < D; i++)
+                    ha[i] = norm_obs ? normalize_obs(fin[i], obs_rms, i, D) : fin[i];
+                trunc_values[row] = value_of(params, layers, n_actor, n_critic, act, ha, hb);
+            }
+        }
+    }
+    if (live) {
+        for (int i = 0; i < CLASSIC_STATE_DIM; i++) env_state[n * CLASSIC_STATE_DIM + i] = s[i];
+        env_int[2 * n] = steps; env_int[2 * n + 1] = episodes;
+        ep_acc[2 * n] = ep_ret; ep_acc[2 * n + 1] = ep_len;
+        if (norm_reward) ret_acc[n] = ret;
+    }
+}
+
+/* rollout_classic_reset: every env n < N starts its first episode (episode 0) and, with
+ * norm_obs, the initial observations update obs_rms (gymnasium's reset does). One work-group
+ * of N work-items, as rollout_classic. */
+__kernel void rollout_classic_reset(__global float *env_state, __global int *env_int,
+                                    __global float *ep_acc, __global float *obs_rms,
+                                    __global float *ret_acc, int env_id, int D, int N,
+                                    uint seed, uint stream_reset, int norm_obs,
+                                    __local float *batch)
+{
+    const int n = get_local_id(0);
+    const int live = n < N;
+    float s[CLASSIC_STATE_DIM], raw[CLASSIC_MAX_OBS_DIM] = {0};
+    if (live) {
+        classic_reset(env_id, s, seed, stream_reset, (uint)n, 0u);
+        classic_obs(env_id, s, raw);
+        for (int i = 0; i < CLASSIC_STATE_DIM; i++) env_state[n * CLASSIC_STATE_DIM + i] = s[i];
+        env_int[2 * n] = 0; env_int[2 * n + 1] = 0;
+        ep_acc[2 * n] = 0.0f; ep_acc[2 * n + 1] = 0.0f; ret_acc[n] = 0.0f;
+    }
+    if (norm_obs) merge_obs_batch(obs_rms, batch, raw, D, N, live);
+}

@@ -1,0 +1,128 @@
+/* device_rollout.h: what rollout_classic does for one env in one work-item: the networks'
+ * forward pass, the action draw and the running-statistics merges (formulas: device_rollout.cl).
+ *
+ * The forward pass is mlp.h's mlp_forward_local run by a single work-item: each output is
+ * acc += in_i * W_io over i in order, then activate(acc + bias), so a log-prob stored here
+ * equals the one the update recomputes (actor_critic.cl), bit for bit.
+ */
+#ifndef RLCL_DEVICE_ROLLOUT_H
+#define RLCL_DEVICE_ROLLOUT_H
+#include "gaussian.h"
+#include "classic_envs.h"
+
+/* Layers first .. first + count - 1 of the table on the input held in ha; the buffers
+ * ping-pong, and the one holding the output is returned. */
+inline __local float *forward_one(__global const float *params, __global const int *layers,
+                                  int first, int count, int act, __local float *ha,
+                                  __local float *hb)
+{
+    __local float *src = ha, *dst = hb;
+    for (int l = first; l < first + count; l++) {
+        const int w_off = layers[l * 4], b_off = layers[l * 4 + 1];
+        const int IN = layers[l * 4 + 2], OUT = layers[l * 4 + 3];
+        const int a = (l == first + count - 1) ? ACT_IDENTITY : act;
+        for (int o = 0; o < OUT; o++) {
+            float acc = 0.0f;
+            for (int i = 0; i < IN; i++) acc += src[i] * params[w_off + i * OUT + o];
+            dst[o] = activate(acc + params[b_off + o], a);
+        }
+        __local float *t = src; src = dst; dst = t;
+    }
+    return src;
+}
+
+inline void load_input(__local float *ha, __global const float *x, int D)
+{
+    for (int i = 0; i < D; i++) ha[i] = x[i];
+}
+
+/* The critic's value of the input in ha. */
+inline float value_of(__global const float *params, __global const int *layers, int n_actor,
+                      int n_critic, int act, __local float *ha, __local float *hb)
+{
+    return forward_one(params, layers, n_actor, n_critic, act, ha, hb)[0];
+}
+
+/* Sample an action for the input in ha (policy.cl policy_act, or gaussian.cl
+ * policy_act_gaussian when log_std_off >= 0), write its words to ACTION, return its log-prob. */
+inline float sample_action(__global uint *action, __global const float *params,
+                           __global const int *layers, int n_actor, int act, int log_std_off,
+                           uint seed, uint stream, uint n, uint t, uint iteration,
+                           __local float *ha, __local float *hb)
+{
+    const int A = layers[(n_actor - 1) * 4 + 3];
+    __local float *out = forward_one(params, layers, 0, n_actor, act, ha, hb);
+    if (log_std_off >= 0) {
+        float lp = 0.0f, eps[4];
+        for (int j = 0; j < A; j++) {
+            if (j % 4 == 0) vstore4(philox_normal4(seed, stream, n, t, iteration, j / 4), 0, eps);
+            const float log_std = params[log_std_off + j];
+            const float a = out[j] + exp(log_std) * eps[j % 4];
+            action[j] = as_uint(a);
+            lp += gaussian_lp_term(a, out[j], log_std);
+        }
+        return lp;
+    }
+    float m = out[0];
+    for (int j = 1; j < A; j++) if (out[j] > m) m = out[j];
+    float s = 0.0f;
+    for (int j = 0; j < A; j++) s += exp(out[j] - m);
+    const float threshold = philox_uniform(seed, stream, n, t, iteration) * s;
+    float cum = 0.0f;
+    int a = A - 1;
+    for (int j = 0; j < A; j++) {
+        cum += exp(out[j] - m);
+        if (threshold < cum) { a = j; break; }
+    }
+    action[0] = (uint)a;
+    return out[a] - m - log(s);
+}
+
+/* SB3 VecNormalize's observation transform with the statistics rms = [mean D, var D, count]. */
+inline float normalize_obs(float v, __global const float *rms, int i, int D)
+{
+    return clamp((v - rms[i]) / sqrt(rms[D + i] + 1e-8f), -10.0f, 10.0f);
+}
+
+/* gymnasium's RunningMeanStd.update for a batch of N rows of width D (batch[n * D + i]),
+ * merged by work-item 0 in env order (Chan et al.'s parallel algorithm). All work-items. */
+inline void merge_batch(__global float *rms, __local float *batch, int D, int N)
+{
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (get_local_id(0) == 0) {
+        const float count = rms[2 * D], tot = count + (float)N;
+        for (int i = 0; i < D; i++) {
+            float mean_b = 0.0f, var_b = 0.0f;
+            for (int k = 0; k < N; k++) mean_b += batch[k * D + i];
+            mean_b /= (float)N;
+            for (int k = 0; k < N; k++) {
+                const float d = batch[k * D + i] - mean_b;
+                var_b += d * d;
+            }
+            var_b /= (float)N;
+            const float mean = rms[i], var = rms[D + i], delta = mean_b - mean;
+            rms[i] = mean + delta * (float)N / tot;
+            rms[D + i] = (var * count + var_b * (float)N + delta * delta * count * (float)N / tot)
+                         / tot;
+        }
+        rms[2 * D] = tot;
+    }
+    barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
+}
+
+inline void merge_obs_batch(__global float *rms, __local float *batch, const float *raw, int D,
+                            int N, int live)
+{
+    if (live) for (int i = 0; i < D; i++) batch[get_local_id(0) * D + i] = raw[i];
+    merge_batch(rms, batch, D, N);
+}
+
+/* Merge one scalar per env; returns the variance after the merge. */
+inline float merge_scalar_batch(__global float *rms, __local float *batch, float v, int N,
+                                int live)
+{
+    if (live) batch[get_local_id(0)] = v;
+    merge_batch(rms, batch, 1, N);
+    return rms[1];
+}
+#endif
