@@ -48,14 +48,14 @@ ZOO = {"num_envs": 8, "num_steps": 32, "num_minibatches": 1, "update_epochs": 20
        "total_timesteps": STEPS}
 
 
-def run_rlcl(seed: int, overrides: dict) -> dict:
+def run_rlcl(seed: int, overrides: dict, algo: str = "ppo") -> dict:
     import csv
 
     from rlcl.config import build_config, packaged_config, read_toml
     from rlcl.train import train
 
     with tempfile.TemporaryDirectory() as runs:
-        cfg = build_config({**read_toml(packaged_config("ppo", "CartPole")), **overrides,
+        cfg = build_config({**read_toml(packaged_config(algo, "CartPole")), **overrides,
                             "seed": seed, "runs_dir": runs, "progress": False,
                             "eval_episodes": 0, "checkpoint_every": 0})
         result = train(cfg)
@@ -108,7 +108,7 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out")
     args = ap.parse_args()
-    runs = {"rlcl-zoo": lambda seed: run_rlcl(seed, {**ZOO, "vector_env": True}),
+    runs = {"rlcl-zoo": lambda seed: run_rlcl(seed, ZOO),  # on the shipped config's device env
             "rlcl-default": lambda seed: run_rlcl(seed, {}),
             "sb3": run_sb3}
     results = {name: [] for name in runs}

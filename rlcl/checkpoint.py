@@ -25,8 +25,10 @@ FORMAT_VERSION = 1
 # runs/<env>__<algo>__<seed>__<unix_time>/ holds config.toml (the resolved config), the
 # TensorBoard events, episodes.csv, summary.json, divergence.json (if the guard acted) and
 # checkpoints/: LATEST every checkpoint_every iterations (what --resume continues), FINAL at
-# the end (what evaluation loads), LAST_GOOD when the guard gives up.
+# the end (what evaluation loads), LAST_GOOD when the guard gives up; DIVERGENCE is the guard's
+# report.
 CONFIG, LATEST, FINAL, LAST_GOOD = "config.toml", "latest.npz", "final.npz", "last_good.npz"
+DIVERGENCE = "divergence.json"  # the guard's report
 
 
 def checkpoint_path(run_dir: Path, name: str = LATEST) -> Path:

@@ -12,6 +12,7 @@ import operator
 import sys
 from pathlib import Path
 
+from rlcl.checkpoint import DIVERGENCE
 from rlcl.diagnostics import SMOOTH_TAGS, THRESHOLDS
 from rlcl.errors import RlclError
 from rlcl.logger import read_scalars
@@ -42,13 +43,13 @@ def report(run_dir: Path) -> str:
             picks = [series[0][1], series[len(series) // 2][1], series[-1][1]]
             lines.append(f"  {tag:26} " + "  ".join(f"{v:9.4g}" for v in picks))
     lines += ["", "guard:"]
-    report_path = run_dir / "divergence.json"
+    report_path = run_dir / DIVERGENCE
     if report_path.is_file():
         for event in json.loads(report_path.read_text())["events"]:
             lines.append(f"  step {event['global_step']:,}: {event['quantity']} = "
                          f"{event['value']}: {event['action']}")
     else:
-        lines.append("  no action (no divergence.json)")
+        lines.append(f"  no action (no {DIVERGENCE})")
     return "\n".join(lines)
 
 

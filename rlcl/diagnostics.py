@@ -3,7 +3,7 @@ divergence guard does (rlcl/guard.py carries it out on the device).
 
 This module owns every tag name. The standard tags keep Stable-Baselines3's names so that
 existing dashboards and habits carry over; ``smooth/*`` and ``diag/*`` are rlcl's own
-(DESIGN.md section 4 says what their values mean).
+(docs/architecture.md, "Diagnostics and the divergence guard", says what their values mean).
 """
 
 from __future__ import annotations
@@ -217,7 +217,7 @@ def iteration_scalars(algo: str, stats: dict, lr: float, fps: float,
 
 
 # Where a divergence signal counts as crossed, for `python -m rlcl.diagnose` (tag: (op, level)).
-# The smoothness bounds follow DESIGN.md section 4: under pure noise update_cos ~ mu, so a
+# The smoothness bounds follow docs/architecture.md (diagnostics): under pure noise update_cos ~ mu, so a
 # negative value means the updates zig-zag.
 THRESHOLDS = {
     "diag/nonfinite": (">", 0.0),

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlcl.checkpoint import LAST_GOOD, checkpoint_path, save_checkpoint
+from rlcl.checkpoint import DIVERGENCE, LAST_GOOD, checkpoint_path, save_checkpoint
 from rlcl.diagnostics import DivergenceMonitor
 from rlcl.errors import RlclError
 
@@ -74,7 +74,7 @@ class Guard:
                 raise DivergenceError(
                     f"training diverged ({verdict.reason} = {verdict.value:.3g} at step "
                     f"{global_step}) and {self.cfg.guard_max_rollbacks} rollbacks did not help; "
-                    f"see {self.run_dir / 'divergence.json'}; the last good state is in "
+                    f"see {self.run_dir / DIVERGENCE}; the last good state is in "
                     f"{checkpoint_path(self.run_dir, LAST_GOOD)}: lower learning_rate")
         return {**figures, "lr_scale": self.scheduler.lr_scale, "rollbacks": self.rollbacks}
 
@@ -147,7 +147,7 @@ class Guard:
                   "iteration": first["iteration"], "global_step": first["global_step"],
                   "rollbacks": self.rollbacks, "lr_scale": self.scheduler.lr_scale,
                   "events": self.events}
-        (self.run_dir / "divergence.json").write_text(json.dumps(report, indent=2) + "\n")
+        (self.run_dir / DIVERGENCE).write_text(json.dumps(report, indent=2) + "\n")
 
 
 def _json_float(x: float):

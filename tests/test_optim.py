@@ -1,7 +1,7 @@
 """rlcl.optim (kernels/optim.cl: sum_squares, sgd_step, adam_step) and lr_scheduler.
 
 Every update rule is checked over several steps against an independent numpy float64 twin
-written here (torch.optim semantics, DESIGN.md section 3), on awkward sizes (1, 7, 129).
+written here (torch.optim semantics, docs/architecture.md "Optimizer semantics"), on awkward sizes (1, 7, 129).
 Gradients are written into ``flat.grads`` from the host; the update itself runs in the kernel.
 
 Tolerances (float32 kernel vs float64 reference, parameters and gradients of order 1):

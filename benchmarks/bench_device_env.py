@@ -1,0 +1,79 @@
+"""Issue 11: rlcl's device envs (the rollout in one launch) against the host path, and, with
+--peers, beside SB3's zoo PPO and PureJaxRL, in one session.
+
+    python benchmarks/bench_device_env.py --seeds 0 1 2 [--peers] [--out benchmarks/bench_device_env.md]
+
+Runs alternate per seed, so drifts in machine load hit all alike:
+* ``ppo-device``: ``python -m rlcl.train ppo CartPole`` as shipped (env_backend = "device");
+* ``ppo-gymnasium``: the same config on the host path (gymnasium's vector CartPole, the
+  previous default);
+* ``a2c-device`` / ``a2c-gymnasium``: the shipped A2C CartPole config, 100,000 steps;
+* with --peers: ``sb3`` (benchmarks/bench_sb3.py's zoo PPO; needs the bench extra) and
+  ``purejaxrl`` (``bash ../shared/peers/purejaxrl/bench.sh``, its own config; its compile time
+  is reported apart).
+Reported: env steps/s over training, and training seconds to a last-20 mean of 475 (CartPole).
+Add ``--profile`` to a single ``python -m rlcl.train`` run to see where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_sb3 import run_rlcl, run_sb3, summarise  # noqa: E402
+
+PEER = Path(__file__).resolve().parents[1] / ".." / "shared" / "peers" / "purejaxrl" / "bench.sh"
+
+
+def run_purejaxrl(seed: int) -> dict:
+    out = subprocess.run(["bash", str(PEER), "--config", "purejaxrl", "--seeds", "1"],
+                         capture_output=True, text=True, check=True).stdout
+    row = json.loads(out.strip().splitlines()[-1])
+    return {"sps": row["steps_per_s_all_agents"], "to_475_s": row.get("median_s_to_475"),
+            "to_475_step": row.get("median_step_to_475"), "compile_s": row.get("compile_s")}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--peers", action="store_true")
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    a2c = {"algo": "a2c", "total_timesteps": 100_000}
+    runs = {"ppo-device": lambda s: run_rlcl(s, {}),
+            "ppo-gymnasium": lambda s: run_rlcl(s, {"env_backend": "gymnasium",
+                                                    "vector_env": True}),
+            "a2c-device": lambda s: run_rlcl(s, a2c, "a2c"),
+            "a2c-gymnasium": lambda s: run_rlcl(s, {**a2c, "env_backend": "gymnasium"}, "a2c")}
+    if args.peers:
+        runs.update({"sb3": run_sb3, "purejaxrl": run_purejaxrl})
+    results = {name: [] for name in runs}
+    for seed in args.seeds:
+        for name, run in runs.items():
+            results[name].append(run(seed))
+            print(f"seed {seed} {name} {results[name][-1]}", file=sys.stderr, flush=True)
+    lines = ["| run | env steps/s | training s to last-20 mean 475 | seeds reaching 475 |",
+             "|---|---|---|---|"]
+    for name, rows in results.items():
+        lines.append(f"| {name} | {summarise(r['sps'] for r in rows)} | "
+                     f"{summarise(r['to_475_s'] for r in rows)} | "
+                     f"{sum(r['to_475_s'] is not None for r in rows)}/{len(rows)} |")
+    med = {name: statistics.median(r["sps"] for r in rows) for name, rows in results.items()}
+    lines += ["", f"ppo device/gymnasium steps/s: {med['ppo-device'] / med['ppo-gymnasium']:.2f}",
+              f"a2c device/gymnasium steps/s: {med['a2c-device'] / med['a2c-gymnasium']:.2f}"]
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        with open(args.out, "a") as fh:
+            fh.write(f"\n{time.strftime('%Y-%m-%d %H:%M')}, seeds {args.seeds}\n\n{text}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
