@@ -22,11 +22,10 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_sb3 import run_rlcl, run_sb3, summarise  # noqa: E402
+from bench_sb3 import publish, run_alternating, run_rlcl, run_sb3, table  # noqa: E402
 
 PEER = Path(__file__).resolve().parents[1] / ".." / "shared" / "peers" / "purejaxrl" / "bench.sh"
 
@@ -53,25 +52,12 @@ def main() -> int:
             "a2c-gymnasium": lambda s: run_rlcl(s, {**a2c, "env_backend": "gymnasium"}, "a2c")}
     if args.peers:
         runs.update({"sb3": run_sb3, "purejaxrl": run_purejaxrl})
-    results = {name: [] for name in runs}
-    for seed in args.seeds:
-        for name, run in runs.items():
-            results[name].append(run(seed))
-            print(f"seed {seed} {name} {results[name][-1]}", file=sys.stderr, flush=True)
-    lines = ["| run | env steps/s | training s to last-20 mean 475 | seeds reaching 475 |",
-             "|---|---|---|---|"]
-    for name, rows in results.items():
-        lines.append(f"| {name} | {summarise(r['sps'] for r in rows)} | "
-                     f"{summarise(r['to_475_s'] for r in rows)} | "
-                     f"{sum(r['to_475_s'] is not None for r in rows)}/{len(rows)} |")
+    results = run_alternating(runs, args.seeds)
     med = {name: statistics.median(r["sps"] for r in rows) for name, rows in results.items()}
-    lines += ["", f"ppo device/gymnasium steps/s: {med['ppo-device'] / med['ppo-gymnasium']:.2f}",
-              f"a2c device/gymnasium steps/s: {med['a2c-device'] / med['a2c-gymnasium']:.2f}"]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        with open(args.out, "a") as fh:
-            fh.write(f"\n{time.strftime('%Y-%m-%d %H:%M')}, seeds {args.seeds}\n\n{text}\n")
+    lines = [*table(results), "",
+             f"ppo device/gymnasium steps/s: {med['ppo-device'] / med['ppo-gymnasium']:.2f}",
+             f"a2c device/gymnasium steps/s: {med['a2c-device'] / med['a2c-gymnasium']:.2f}"]
+    publish(lines, args.out, args.seeds)
     return 0
 
 

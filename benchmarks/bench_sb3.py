@@ -103,6 +103,38 @@ def summarise(values) -> str:
     return f"{statistics.median(values):,.1f} ({min(values):,.1f}-{max(values):,.1f})"
 
 
+def run_alternating(runs: dict, seeds) -> dict:
+    """name -> one result per seed; for each seed every run once, in turn, so drifts in
+    machine load hit all alike."""
+    results = {name: [] for name in runs}
+    for seed in seeds:
+        for name, run in runs.items():
+            results[name].append(run(seed))
+            print(f"seed {seed} {name} {results[name][-1]}", file=sys.stderr, flush=True)
+    return results
+
+
+def table(results: dict) -> list[str]:
+    """The Markdown rows: steps/s, wall s and env step to 475, seeds reaching it."""
+    lines = ["| run | env steps/s | wall s to last-20 mean 475 | env step at 475 | "
+             "seeds reaching 475 |", "|---|---|---|---|---|"]
+    for name, rows in results.items():
+        lines.append(f"| {name} | {summarise(r['sps'] for r in rows)} | "
+                     f"{summarise(r['to_475_s'] for r in rows)} | "
+                     f"{summarise(r['to_475_step'] for r in rows)} | "
+                     f"{sum(r['to_475_s'] is not None for r in rows)}/{len(rows)} |")
+    return lines
+
+
+def publish(lines: list[str], out: str | None, seeds) -> None:
+    """Print the table and append it, dated, to OUT."""
+    text = "\n".join(lines)
+    print(text)
+    if out:
+        with open(out, "a") as fh:
+            fh.write(f"\n{time.strftime('%Y-%m-%d %H:%M')}, seeds {seeds}\n\n{text}\n")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -111,18 +143,8 @@ def main() -> int:
     runs = {"rlcl-zoo": lambda seed: run_rlcl(seed, ZOO),  # on the shipped config's device env
             "rlcl-default": lambda seed: run_rlcl(seed, {}),
             "sb3": run_sb3}
-    results = {name: [] for name in runs}
-    for seed in args.seeds:  # alternate, so drifts in machine load hit all alike
-        for name, run in runs.items():
-            results[name].append(run(seed))
-            print(f"seed {seed} {name} {results[name][-1]}", file=sys.stderr, flush=True)
-    lines = ["| run | env steps/s | wall s to last-20 mean 475 | env step at 475 | "
-             "seeds reaching 475 |", "|---|---|---|---|---|"]
-    for name, rows in results.items():
-        lines.append(f"| {name} | {summarise(r['sps'] for r in rows)} | "
-                     f"{summarise(r['to_475_s'] for r in rows)} | "
-                     f"{summarise(r['to_475_step'] for r in rows)} | "
-                     f"{sum(r['to_475_s'] is not None for r in rows)}/{len(rows)} |")
+    results = run_alternating(runs, args.seeds)
+    lines = table(results)
     med = {name: statistics.median(r["sps"] for r in rows) for name, rows in results.items()}
     reach = {name: [r["to_475_s"] for r in rows if r["to_475_s"] is not None]
              for name, rows in results.items()}
@@ -134,11 +156,7 @@ def main() -> int:
             ratio = statistics.median(reach[name]) / statistics.median(reach["sb3"])
             lines.append(f"{name}/sb3 wall time to 475 (medians): {ratio:.2f}"
                          + (" (target <= 0.2)" if name == "rlcl-default" else ""))
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        with open(args.out, "a") as fh:
-            fh.write(f"\n{time.strftime('%Y-%m-%d %H:%M')}, seeds {args.seeds}\n\n{text}\n")
+    publish(lines, args.out, args.seeds)
     return 0
 
 
