@@ -25,8 +25,8 @@ from rlcl.policy import STREAM_ENV_RESET, STREAM_ROLLOUT, ActorCritic
 N, T, SEED, ITERATION, LIMIT = 7, 33, 12345, 3, 20
 
 
-def rollout_once(device, env_id, norm_obs=False, limit=LIMIT):
-    envs = DeviceEnvs(device, env_id, N, norm_obs, False, 0.99)
+def rollout_once(device, env_id, norm_obs=False, limit=LIMIT, norm_reward=False):
+    envs = DeviceEnvs(device, env_id, N, norm_obs, norm_reward, 0.99)
     envs.spec = dataclasses.replace(envs.spec, max_episode_steps=limit)  # ends inside T
     policy = ActorCritic(device, envs.spec.obs_dim, envs.single_action_space, [8], "tanh",
                          seed=1, max_batch=(T + 1) * N)
@@ -121,6 +121,29 @@ def test_observation_statistics_merge_every_raw_observation(device):
     np.testing.assert_allclose(stats["var"], rows.var(axis=0), rtol=1e-4)
     want = np.clip((raws[-1] - stats["mean"]) / np.sqrt(np.asarray(stats["var"]) + 1e-8), -10, 10)
     np.testing.assert_allclose(got["obs"][T], want, rtol=1e-4, atol=1e-5)
+
+
+def test_reward_scaling_follows_sb3_vecnormalize(device):
+    """norm_reward, SB3's rule as rlcl/envs.py's NormalizeReward: per env ret = 0.99 ret + r,
+    merged over the envs each step, the reward divided by sqrt(Var(every ret so far) + 1e-8)
+    and clipped to +-10, ret reset at every end; the episode log keeps the raw rewards."""
+    envs, policy, rollout, finished = rollout_once(device, "Pendulum-v1", limit=10,
+                                                   norm_reward=True)
+    got = read(device, rollout, policy)
+    ret, seen, raw_returns = np.zeros(N), [], []
+    for t, (_, rewards, ends, _, done) in enumerate(
+            replay(envs.spec, got["actions"], policy.continuous)):
+        if t == T:
+            break
+        ret = 0.99 * ret + rewards
+        seen.extend(ret)
+        want = np.clip(rewards / np.sqrt(np.var(seen) + 1e-8), -10, 10)  # prior weighs 1e-4
+        np.testing.assert_allclose(got["rewards"][t], want, rtol=1e-3, err_msg=f"t={t}")
+        ret[ends != 0] = 0.0
+        raw_returns += [r for r, _ in done]
+    assert [r for _, r, _ in finished] == pytest.approx(raw_returns, rel=1e-6)
+    stats = envs.normalization_state()["return"]
+    assert stats["var"] == pytest.approx(np.var(seen), rel=1e-3)
 
 
 def test_device_backend_refuses_other_envs_and_too_many_envs(device):

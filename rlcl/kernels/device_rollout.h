@@ -88,7 +88,9 @@ inline float normalize_obs(float v, __global const float *rms, int i, int D)
  * merged by work-item 0 in env order (Chan et al.'s parallel algorithm). All work-items. */
 inline void merge_batch(__global float *rms, __local float *batch, int D, int N)
 {
-    barrier(CLK_LOCAL_MEM_FENCE);
+    /* a global fence too: every work-item's reads of rms so far come before work-item 0
+     * rewrites it (a local fence alone does not order global memory; Oclgrind caught it) */
+    barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE);
     if (get_local_id(0) == 0) {
         const float count = rms[2 * D], tot = count + (float)N;
         for (int i = 0; i < D; i++) {
