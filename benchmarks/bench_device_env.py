@@ -5,8 +5,7 @@
 
 Runs alternate per seed, so drifts in machine load hit all alike:
 * ``ppo-device``: ``python -m rlcl.train ppo CartPole`` as shipped (env_backend = "device");
-* ``ppo-gymnasium``: the same config on the host path (gymnasium's vector CartPole, the
-  previous default);
+* ``ppo-gymnasium``: the same config on the host path (one gymnasium CartPole per env);
 * ``a2c-device`` / ``a2c-gymnasium``: the shipped A2C CartPole config, 100,000 steps;
 * with --peers: ``sb3`` (benchmarks/bench_sb3.py's zoo PPO; needs the bench extra) and
   ``purejaxrl`` (``bash ../shared/peers/purejaxrl/bench.sh``, its own config; its compile time
@@ -46,8 +45,7 @@ def main() -> int:
     args = ap.parse_args()
     a2c = {"algo": "a2c", "total_timesteps": 100_000}
     runs = {"ppo-device": lambda s: run_rlcl(s, {}),
-            "ppo-gymnasium": lambda s: run_rlcl(s, {"env_backend": "gymnasium",
-                                                    "vector_env": True}),
+            "ppo-gymnasium": lambda s: run_rlcl(s, {"env_backend": "gymnasium"}),
             "a2c-device": lambda s: run_rlcl(s, a2c, "a2c"),
             "a2c-gymnasium": lambda s: run_rlcl(s, {**a2c, "env_backend": "gymnasium"}, "a2c")}
     if args.peers:

@@ -45,7 +45,7 @@ GRIDS = {
         {"learning_rate": 0.02}, {"learning_rate": 0.05},
         {"hidden_sizes": [32]}, {"hidden_sizes": [64, 64]},
         {"num_envs": 16, "num_steps": 16},
-        {"vector_env": False},
+        {"env_backend": "gymnasium"},
         {"hidden_sizes": [64, 64], "num_minibatches": 1, "update_epochs": 20},  # issue 2's
     ],
     "a2c_cartpole": [

@@ -84,9 +84,6 @@ class Config:
     Acrobot-v1, MountainCar-v0, MountainCarContinuous-v0 and Pendulum-v1 as OpenCL code, the
     whole rollout in one launch per iteration (issue 11); evaluation always runs gymnasium's
     env"""
-    vector_env: bool = False
-    """step CartPole-v1 with gymnasium's numpy-vectorised CartPoleVectorEnv instead of one
-    CartPole per env: faster, but a seed gives different trajectories than per-env CartPole"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """hidden layer widths of both the actor and the critic"""
     activation: str = "tanh"
@@ -182,7 +179,13 @@ def _coerce(key: str, value):
     return value
 
 
+RETIRED = {"vector_env": "env_backend = \"device\" replaced it (issue 11): delete the key, or "
+                          "set env_backend = \"device\" for CartPole-v1"}
+
+
 def _check_key(key: str) -> None:
+    if key in RETIRED:
+        raise ConfigError(f"config key {key!r} was removed: {RETIRED[key]}")
     if key not in FIELDS:
         close = difflib.get_close_matches(key, FIELDS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -224,9 +227,6 @@ def validate(cfg: Config) -> Config:
     if cfg.env_backend == "device" and cfg.env_id not in DEVICE_ENVS:
         raise ConfigError(f"env_backend = \"device\" runs {', '.join(DEVICE_ENVS)}; set "
                           f"env_backend = \"gymnasium\" for {cfg.env_id}")
-    if cfg.env_backend == "device" and cfg.vector_env:
-        raise ConfigError("vector_env is for env_backend = \"gymnasium\"; the device env "
-                          "replaces it: set vector_env = false")
     if cfg.lr_min > cfg.learning_rate:
         raise ConfigError(f"lr_min ({cfg.lr_min}) must not exceed learning_rate ({cfg.learning_rate})")
     return cfg

@@ -12,7 +12,6 @@ from functools import partial
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorWrapper
 from gymnasium.wrappers.utils import RunningMeanStd
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
@@ -123,50 +122,12 @@ class NormalizeReward(VectorWrapper):
         return obs, scaled, terminated, truncated, info
 
 
-class SameStepCartPole(CartPoleVectorEnv):
-    """gymnasium's numpy-vectorised CartPole (all envs advance in one set of array operations,
-    37 against 90 us per step for 8 CartPoles in a SyncVectorEnv here; issue 6), turned from its
-    NEXT_STEP autoreset into the SAME_STEP one the rollout expects: an env that ends is reset
-    in the same step, its last observation goes to ``info["final_obs"]``.
-
-    Its resets draw from one generator for all envs, so a seed gives different trajectories
-    from per-env CartPole-v1 (same dynamics, same 500-step limit)."""
-
-    metadata = {**CartPoleVectorEnv.metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
-
-    def step(self, actions):
-        obs, rewards, terminated, truncated, info = super().step(actions)
-        done = terminated | truncated
-        if done.any():
-            # the reset CartPoleVectorEnv would do at the next step, done now (same bounds)
-            self.state[:, done] = self.np_random.uniform(self.low, self.high, (4, done.sum()))
-            self.steps[done] = 0
-            self.prev_done[:] = False
-            info = {"final_obs": obs, "_final_obs": done}
-            obs = self.state.T.astype(np.float32)
-        return obs, rewards, terminated, truncated, info
-
-
-VECTOR_ENVS = {"CartPole-v1": SameStepCartPole}  # env id -> its numpy-vectorised class
-
-
-def check_vector_env(env_id: str) -> None:
-    """The config key vector_env needs a numpy-vectorised class for ENV_ID."""
-    if env_id not in VECTOR_ENVS:
-        raise ConfigError(f"vector_env is only available for {', '.join(VECTOR_ENVS)}; "
-                          f"set vector_env = false for {env_id}")
-
-
 def make_vec_env(env_id: str, num_envs: int, norm_obs: bool = False, norm_reward: bool = False,
-                 gamma: float = 0.99, vector_env: bool = False) -> gym.vector.VectorEnv:
+                 gamma: float = 0.99) -> gym.vector.VectorEnv:
     """SAME_STEP-autoreset vector env that records episode returns and lengths (of the raw
     rewards), optionally normalising observations and rewards (SB3's VecNormalize semantics:
     NormalizeObservation and NormalizeReward above).
-    Spaces rlcl cannot handle are a ConfigError here (check_spaces). VECTOR_ENV selects
-    the env's numpy-vectorised class (VECTOR_ENVS)."""
-    if vector_env:
-        check_vector_env(env_id)
-        return _wrap(VECTOR_ENVS[env_id](num_envs), env_id, norm_obs, norm_reward, gamma)
+    Spaces rlcl cannot handle are a ConfigError here (check_spaces)."""
     try:
         envs = SyncVectorEnv([partial(gym.make, env_id) for _ in range(num_envs)],  # picklable
                              autoreset_mode=AutoresetMode.SAME_STEP)

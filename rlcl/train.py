@@ -99,8 +99,7 @@ def train(cfg: Config, resume: Path | None = None) -> Result:
         envs = DeviceEnvs(device, cfg.env_id, cfg.num_envs, cfg.norm_obs, cfg.norm_reward,
                           cfg.gamma)
     else:  # bad env or spaces: fails here, before a run folder exists
-        envs = make_vec_env(cfg.env_id, cfg.num_envs, cfg.norm_obs, cfg.norm_reward, cfg.gamma,
-                            cfg.vector_env)
+        envs = make_vec_env(cfg.env_id, cfg.num_envs, cfg.norm_obs, cfg.norm_reward, cfg.gamma)
     obs_dim = int(envs.single_observation_space.shape[0])
     num_updates = cfg.update_epochs * cfg.num_minibatches
     policy = ActorCritic(device, obs_dim, envs.single_action_space, list(cfg.hidden_sizes),

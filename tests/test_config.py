@@ -58,12 +58,10 @@ def test_cli_refuses_non_finite_toml_file(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
-def test_vector_env_off_cartpole_is_refused_before_a_run_folder(tmp_path, capsys):
-    """The config no longer knows which envs have a vector class; make_vec_env does, and train
-    makes the envs before the run folder."""
-    build_config({"env_id": "Acrobot-v1", "vector_env": True})  # no env knowledge here
-    code = main(["ppo", "Acrobot", "--runs-dir", str(tmp_path / "runs"), "--no-progress",
+def test_a_retired_key_is_one_line_that_says_what_replaced_it(tmp_path, capsys):
+    """vector_env (gymnasium's vector CartPole) gave way to env_backend = "device" (issue 11)."""
+    code = main(["ppo", "CartPole", "--runs-dir", str(tmp_path / "runs"), "--no-progress",
                  "--set", "vector_env=true"])
     assert code == 2
-    assert "vector_env is only available for CartPole-v1" in one_line_error(capsys)
+    assert "'vector_env' was removed: env_backend = \"device\"" in one_line_error(capsys)
     assert not (tmp_path / "runs").exists()

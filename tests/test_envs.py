@@ -93,51 +93,6 @@ def test_missing_box2d_is_a_one_line_error(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-# -- vector_env: gymnasium's CartPoleVectorEnv with same-step autoreset (issue 6) --------------
-def _run_vector(seed: int, steps: int = 400):
-    envs = make_vec_env("CartPole-v1", 4, vector_env=True)
-    obs, _ = envs.reset(seed=seed)
-    rng = np.random.default_rng(0)
-    trace, finals, episodes = [obs], [], []
-    for _ in range(steps):
-        prev = obs
-        obs, rew, term, trunc, info = envs.step(rng.integers(0, 2, 4))
-        trace.append(obs)
-        done = term | trunc
-        if done.any():
-            assert np.array_equal(info["_final_obs"], done)
-            for i in np.flatnonzero(done):
-                final = info["final_obs"][i]
-                # the final observation continues the old episode; obs starts a new one
-                assert np.abs(final - prev[i]).max() < 0.5 and np.abs(obs[i]).max() <= 0.05
-                finals.append(final)
-            episodes += [(float(info["episode"]["r"][i]), int(info["episode"]["l"][i]))
-                         for i in np.flatnonzero(info["_episode"])]
-        assert np.all(rew == 1.0)  # every step of an episode, including a reset one, pays 1
-    return np.array(trace), finals, episodes
-
-
-def test_vector_cartpole_autoresets_in_the_same_step():
-    trace, finals, episodes = _run_vector(0)
-    assert len(finals) == len(episodes) > 20
-    assert all(ret == length and length >= 8 for ret, length in episodes)
-    again, _, _ = _run_vector(0)
-    assert np.array_equal(trace, again)  # seeded
-    assert not np.array_equal(trace, _run_vector(1)[0])
-
-
-def test_vector_env_trains_and_is_refused_off_cartpole(tmp_path):
-    from rlcl.config import build_config
-    from rlcl.train import train
-
-    cfg = build_config({"algo": "ppo", "env_id": "CartPole-v1", "vector_env": True,
-                        "total_timesteps": 512, "update_epochs": 2, "runs_dir": str(tmp_path),
-                        "progress": False, "eval_episodes": 1})
-    assert train(cfg).episodes
-    with pytest.raises(ConfigError, match="vector_env is only available for CartPole-v1"):
-        make_vec_env("Acrobot-v1", 2, vector_env=True)
-
-
 class TwoRewards(gym.Env):
     """Rewards 2, 4, 2, 4 ...; ends every LENGTH steps, by termination or by truncation."""
 

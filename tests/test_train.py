@@ -14,6 +14,7 @@ from rlcl.logger import read_scalars
 from rlcl.checkpoint import load_checkpoint
 from rlcl.config import build_config, packaged_config, read_toml
 from rlcl.errors import ConfigError
+from rlcl.device_envs import DEVICE_ENVS
 from rlcl.train import main
 from rlcl.train import train
 
@@ -26,8 +27,8 @@ def short_config(tmp_path, algo="ppo", **overrides):
     values = {**read_toml(packaged_config(algo, "CartPole")), "algo": algo,
               "total_timesteps": 4096, "runs_dir": str(tmp_path), "progress": False,
               "eval_episodes": 3, **overrides}
-    if values.get("env_id", "CartPole-v1") != "CartPole-v1":
-        values["vector_env"] = False  # only CartPole has a vector class
+    if values.get("env_id", "CartPole-v1") not in DEVICE_ENVS:
+        values["env_backend"] = "gymnasium"  # the CartPole config's device env is not for it
     return build_config(values)
 
 
@@ -134,7 +135,8 @@ BAD_INPUTS = [
     (["ppo", "CartPole", "--set", "learning_rate=nan"], "learning_rate must be a finite"),
     (["ppo", "CartPole", "--set", "gamma=inf"], "gamma must be a finite"),
     (["a2c", "CartPole", "--set", "guard_z=-inf"], "guard_z must be a finite"),
-    (["ppo", "Acrobot", "--set", "vector_env=true"], "vector_env is only available"),
+    (["ppo", "CartPole", "--set", "vector_env=true"], "'vector_env' was removed"),
+    (["ppo", "LunarLander", "--set", "env_backend=device"], "env_backend = \"device\" runs"),
 ]
 
 
