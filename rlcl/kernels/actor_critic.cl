@@ -27,51 +27,25 @@
  *   B rows (rlcl/nn.py backward_param_tiles counts them).
  * Reference: rlcl/reference.py mlp_forward, mlp_backward.
  */
-#include "linear_tiles.h"
-
-#if !defined(AC_COLS) || !defined(COL_W_OFF) || !defined(COL_B_OFF) || !defined(COL_N_IN) || \
-    !defined(COL_N_OUT) || !defined(COL_IN_OFF) || !defined(COL_OUT_OFF) || \
-    !defined(COL_DOUT_OFF) || !defined(COL_DIN_OFF) || !defined(COL_TILE_START) || \
-    !defined(COL_ACT)
-#error "table columns undefined: build through rlcl.device.Device (rlcl/kernel_constants.py)"
-#endif
-
-/* A layer's input rows and its output (or output-delta) rows: in HIDDEN unless the table says
- * -1, then the network input or the network's own output buffer. */
-#define LAYER_IN(t, obs, hidden) ((t)[COL_IN_OFF] < 0 ? (obs) : (hidden) + (t)[COL_IN_OFF])
-#define LAYER_OUT(t, col, own, hidden) ((t)[col] < 0 ? (own) : (hidden) + (t)[col])
+#include "actor_critic.h"
 
 __kernel void ac_forward(__global float *hidden, __global float *outputs,
                          __global float *values, __global const float *obs,
                          __global const float *params, __global const int *table, int lpn,
                          int B)
 {
-    const int b = 4 * get_global_id(0), net = get_global_id(1);
-    if (b >= B) return;
-    const int nr = min(4, B - b);
-    __global float *own = net ? values : outputs;
-    for (int l = net * lpn; l < (net + 1) * lpn; l++) {
-        __global const int *t = table + l * AC_COLS;
-        forward_rows(LAYER_OUT(t, COL_OUT_OFF, own, hidden), LAYER_IN(t, obs, hidden), params,
-                     t[COL_W_OFF], t[COL_B_OFF], b, nr, t[COL_N_IN], t[COL_N_OUT], t[COL_ACT]);
-    }
+    const int b = 4 * get_global_id(0);
+    if (b < B)
+        ac_forward_rows(hidden, outputs, values, obs, params, table, lpn, B, b, get_global_id(1));
 }
 
 __kernel void ac_backward_deltas(__global float *hidden, __global const float *d_outputs,
                                  __global const float *d_values, __global const float *params,
                                  __global const int *table, int lpn, int B)
 {
-    const int b = 4 * get_global_id(0), net = get_global_id(1);
-    if (b >= B) return;
-    const int nr = min(4, B - b);
-    __global const float *own = net ? d_values : d_outputs;
-    for (int l = (net + 1) * lpn - 1; l > net * lpn; l--) {
-        __global const int *t = table + l * AC_COLS;
-        const int in_act = table[(l - 1) * AC_COLS + COL_ACT];
-        backward_input_rows(hidden + t[COL_DIN_OFF], LAYER_OUT(t, COL_DOUT_OFF, own, hidden),
-                            hidden + t[COL_IN_OFF], params + t[COL_W_OFF], b, nr, t[COL_N_IN],
-                            t[COL_N_OUT], in_act);
-    }
+    const int b = 4 * get_global_id(0);
+    if (b < B)
+        ac_deltas_rows(hidden, d_outputs, d_values, params, table, lpn, B, b, get_global_id(1));
 }
 
 __kernel void ac_backward_params(__global float *grads, __global const float *hidden,
@@ -80,21 +54,5 @@ __kernel void ac_backward_params(__global float *grads, __global const float *hi
                                  int lpn, int n_tiles, int B)
 {
     const int g = get_global_id(0);
-    if (g >= n_tiles) return;
-    int l = 0;
-    while (l + 1 < 2 * lpn && g >= table[(l + 1) * AC_COLS + COL_TILE_START]) l++;
-    __global const int *t = table + l * AC_COLS;
-    __global const float *dout =
-        LAYER_OUT(t, COL_DOUT_OFF, l < lpn ? d_outputs : d_values, hidden);
-    __global const float *inp = LAYER_IN(t, obs, hidden);
-    const int IN = t[COL_N_IN], OUT = t[COL_N_OUT], tile = g - t[COL_TILE_START];
-    const int wide = OUT % TILE_COLS == 0;
-    const int cols = wide ? OUT / TILE_COLS : (OUT + 3) / 4;
-    /* tile - row * cols, not tile % cols: clang turns a div/rem pair into an LLVM freeze,
-     * which Oclgrind 21.10's uninitialised-value checker cannot run */
-    const int row = tile / cols, o = (wide ? TILE_COLS : 4) * (tile - row * cols), j = 4 * row;
-    if (wide)
-        backward_params_tilew(grads, dout, inp, t[COL_W_OFF], t[COL_B_OFF], j, o, B, IN, OUT);
-    else
-        backward_params_tile4(grads, dout, inp, t[COL_W_OFF], t[COL_B_OFF], j, o, B, IN, OUT);
+    if (g < n_tiles) ac_param_tile(grads, hidden, obs, d_outputs, d_values, table, lpn, B, g);
 }

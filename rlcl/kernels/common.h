@@ -40,17 +40,25 @@ inline float activate_grad(float y, int act)
     return 1.0f;
 }
 
-/* Sum V over the work-group in a fixed tree order; every work-item gets the total.
+/* R[0] = the sum of R[0 .. n-1] (n a power of two) in the order of a halving tree: at stride
+ * s = n/2, n/4, .. 1, R[i] += R[i + s] for i < s. Run by ONE work-item, so that the kernels
+ * that fuse many phases (ppo_update.cl) hold no barrier inside a loop but the phase loop itself:
+ * PoCL's work-group compiler is slow on many barrier loops (eight once hung it). */
+inline void tree_sum(__local float *r, int n)
+{
+    for (int stride = n / 2; stride > 0; stride /= 2)
+        for (int i = 0; i < stride; i++) r[i] += r[i + stride];
+}
+
+/* Sum V over the work-group in tree_sum's fixed order; every work-item gets the total.
  * SCRATCH holds get_local_size(0) floats; the local size must be a power of two. */
 inline float group_sum(float v, __local float *scratch)
 {
     const int lid = get_local_id(0);
     scratch[lid] = v;
     barrier(CLK_LOCAL_MEM_FENCE);
-    for (int stride = get_local_size(0) / 2; stride > 0; stride /= 2) {
-        if (lid < stride) scratch[lid] += scratch[lid + stride];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    if (lid == 0) tree_sum(scratch, get_local_size(0));
+    barrier(CLK_LOCAL_MEM_FENCE);
     const float total = scratch[0];
     barrier(CLK_LOCAL_MEM_FENCE); /* scratch is reused by the next call */
     return total;

@@ -67,28 +67,9 @@ __kernel void ppo_loss_gaussian(__global float *dmean, __global float *dvalues,
                                 int M, int A, float clip_coef, int clip_vloss, float ent_coef,
                                 float vf_coef, int norm_adv, int pg_mode, __local float *scratch)
 {
-    const int lid = get_local_id(0), L = get_local_size(0);
-    const float2 norm = advantage_norm(advantages, M, norm_adv, scratch);
-    float H = 0.0f;
-    for (int j = 0; j < A; j++) H += 0.5f + HALF_LOG_2PI + params[log_std_off + j];
-    loss_stats st = loss_stats_init();
-    for (int b = lid; b < M; b += L) {
-        float lp = 0.0f;
-        for (int j = 0; j < A; j++)
-            lp += gaussian_lp_term(actions[b * A + j], mean[b * A + j], params[log_std_off + j]);
-        const float adv = (advantages[b] - norm.x) * norm.y;
-        const float g_lp = policy_term(adv, lp, old_logp[b], clip_coef, pg_mode, &st);
-        for (int j = 0; j < A; j++) {
-            const float std = exp(params[log_std_off + j]);
-            const float z = (actions[b * A + j] - mean[b * A + j]) / std;
-            dmean[b * A + j] = g_lp * z / std / M;
-            dlog_std[b * A + j] = (g_lp * (z * z - 1.0f) - ent_coef) / M;
-        }
-        st.h += H;
-        const float dv = value_term(values[b], returns[b], old_values[b], clip_coef, clip_vloss, &st);
-        dvalues[b] = vf_coef * dv / M;
-    }
-    write_loss_stats(st, stats, row, M, scratch);
+    gaussian_loss(dmean, dvalues, dlog_std, stats, row, mean, values, params, log_std_off,
+                  actions, old_logp, advantages, returns, old_values, M, A, clip_coef,
+                  clip_vloss, ent_coef, vf_coef, norm_adv, pg_mode, scratch);
 }
 
 __kernel void column_sum(__global float *out, int out_off, __global const float *x, int rows,

@@ -34,32 +34,7 @@ __kernel void ppo_loss(__global float *dlogits, __global float *dvalues, __globa
                        int clip_vloss, float ent_coef, float vf_coef, int norm_adv,
                        int pg_mode, __local float *scratch)
 {
-    const int lid = get_local_id(0), L = get_local_size(0);
-    const float2 norm = advantage_norm(advantages, M, norm_adv, scratch);
-    loss_stats st = loss_stats_init();
-    for (int b = lid; b < M; b += L) {
-        __global const float *z = logits + b * A;
-        float m = z[0];
-        for (int j = 1; j < A; j++) m = fmax(m, z[j]);
-        float s = 0.0f;
-        for (int j = 0; j < A; j++) s += exp(z[j] - m);
-        const float log_s = log(s);
-        float H = 0.0f;
-        for (int j = 0; j < A; j++) {
-            const float lpj = z[j] - m - log_s;
-            H -= exp(lpj) * lpj;
-        }
-        const int a = actions[b];
-        const float adv = (advantages[b] - norm.x) * norm.y;
-        const float g_lp = policy_term(adv, z[a] - m - log_s, old_logp[b], clip_coef, pg_mode, &st);
-        for (int j = 0; j < A; j++) {
-            const float lpj = z[j] - m - log_s, pj = exp(lpj);
-            const float onehot = j == a ? 1.0f : 0.0f;
-            dlogits[b * A + j] = (g_lp * (onehot - pj) + ent_coef * pj * (lpj + H)) / M;
-        }
-        st.h += H;
-        const float dv = value_term(values[b], returns[b], old_values[b], clip_coef, clip_vloss, &st);
-        dvalues[b] = vf_coef * dv / M;
-    }
-    write_loss_stats(st, stats, row, M, scratch);
+    categorical_loss(dlogits, dvalues, stats, row, logits, values, actions, old_logp, advantages,
+                     returns, old_values, M, A, clip_coef, clip_vloss, ent_coef, vf_coef,
+                     norm_adv, pg_mode, scratch);
 }

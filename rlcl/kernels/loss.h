@@ -5,7 +5,7 @@
  */
 #ifndef RLCL_LOSS_H
 #define RLCL_LOSS_H
-#include "common.h"
+#include "gaussian.h"
 
 #ifndef NUM_LOSS_STATS
 #error "NUM_LOSS_STATS undefined: build through rlcl.device.Device (rlcl/kernel_constants.py)"
@@ -77,8 +77,8 @@ inline float value_term(float v, float R, float old_v, float clip_coef, int clip
 }
 
 /* All eight statistics in one fixed-order tree (sums for 0-4, max for 5-6, min for 7) into
- * stats[row * 8 ...]; one barrier loop, not eight: PoCL compiles many barrier loops very
- * slowly. scratch: 8 * L floats. */
+ * stats[row * 8 ...], with no barrier loop: PoCL compiles many barrier loops very slowly.
+ * scratch: 8 * L floats. */
 inline void write_loss_stats(loss_stats st, __global float *stats, int row, int M,
                              __local float *r)
 {
@@ -87,17 +87,91 @@ inline void write_loss_stats(loss_stats st, __global float *stats, int row, int 
     r[3 * L + lid] = st.kl;  r[4 * L + lid] = st.clip; r[5 * L + lid] = st.kl_max;
     r[6 * L + lid] = st.r_max; r[7 * L + lid] = st.r_min;
     barrier(CLK_LOCAL_MEM_FENCE);
-    for (int stride = L / 2; stride > 0; stride /= 2) {
-        if (lid < stride) {
-            for (int k = 0; k < 5; k++) r[k * L + lid] += r[k * L + lid + stride];
-            r[5 * L + lid] = fmax(r[5 * L + lid], r[5 * L + lid + stride]);
-            r[6 * L + lid] = fmax(r[6 * L + lid], r[6 * L + lid + stride]);
-            r[7 * L + lid] = fmin(r[7 * L + lid], r[7 * L + lid + stride]);
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (lid == 0)
+    if (lid == 0) {  /* common.h tree_sum's order, by one work-item (no barrier loop) */
+        for (int stride = L / 2; stride > 0; stride /= 2)
+            for (int i = 0; i < stride; i++) {
+                for (int k = 0; k < 5; k++) r[k * L + i] += r[k * L + i + stride];
+                r[5 * L + i] = fmax(r[5 * L + i], r[5 * L + i + stride]);
+                r[6 * L + i] = fmax(r[6 * L + i], r[6 * L + i + stride]);
+                r[7 * L + i] = fmin(r[7 * L + i], r[7 * L + i + stride]);
+            }
         for (int k = 0; k < NUM_LOSS_STATS; k++)
             stats[row * NUM_LOSS_STATS + k] = k < 5 ? r[k * L] / M : r[k * L];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);  /* r is reused by the next call */
 }
+/* The heads' losses for one minibatch of M samples, run by the whole work-group (the kernels
+ * loss.cl ppo_loss and gaussian.cl ppo_loss_gaussian, and the fused ppo_update.cl). */
+inline void categorical_loss(__global float *dlogits, __global float *dvalues, __global float *stats,
+                             int row, __global const float *logits, __global const float *values,
+                             __global const int *actions, __global const float *old_logp,
+                             __global const float *advantages, __global const float *returns,
+                             __global const float *old_values, int M, int A, float clip_coef,
+                             int clip_vloss, float ent_coef, float vf_coef, int norm_adv,
+                             int pg_mode, __local float *scratch)
+{
+    const int lid = get_local_id(0), L = get_local_size(0);
+    const float2 norm = advantage_norm(advantages, M, norm_adv, scratch);
+    loss_stats st = loss_stats_init();
+    for (int b = lid; b < M; b += L) {
+        __global const float *z = logits + b * A;
+        float m = z[0];
+        for (int j = 1; j < A; j++) m = fmax(m, z[j]);
+        float s = 0.0f;
+        for (int j = 0; j < A; j++) s += exp(z[j] - m);
+        const float log_s = log(s);
+        float H = 0.0f;
+        for (int j = 0; j < A; j++) {
+            const float lpj = z[j] - m - log_s;
+            H -= exp(lpj) * lpj;
+        }
+        const int a = actions[b];
+        const float adv = (advantages[b] - norm.x) * norm.y;
+        const float g_lp = policy_term(adv, z[a] - m - log_s, old_logp[b], clip_coef, pg_mode, &st);
+        for (int j = 0; j < A; j++) {
+            const float lpj = z[j] - m - log_s, pj = exp(lpj);
+            const float onehot = j == a ? 1.0f : 0.0f;
+            dlogits[b * A + j] = (g_lp * (onehot - pj) + ent_coef * pj * (lpj + H)) / M;
+        }
+        st.h += H;
+        const float dv = value_term(values[b], returns[b], old_values[b], clip_coef, clip_vloss, &st);
+        dvalues[b] = vf_coef * dv / M;
+    }
+    write_loss_stats(st, stats, row, M, scratch);
+}
+
+inline void gaussian_loss(__global float *dmean, __global float *dvalues,
+                          __global float *dlog_std, __global float *stats, int row,
+                          __global const float *mean, __global const float *values,
+                          __global const float *params, int log_std_off,
+                          __global const float *actions, __global const float *old_logp,
+                          __global const float *advantages,
+                          __global const float *returns, __global const float *old_values,
+                          int M, int A, float clip_coef, int clip_vloss, float ent_coef,
+                          float vf_coef, int norm_adv, int pg_mode, __local float *scratch)
+{
+    const int lid = get_local_id(0), L = get_local_size(0);
+    const float2 norm = advantage_norm(advantages, M, norm_adv, scratch);
+    float H = 0.0f;
+    for (int j = 0; j < A; j++) H += 0.5f + HALF_LOG_2PI + params[log_std_off + j];
+    loss_stats st = loss_stats_init();
+    for (int b = lid; b < M; b += L) {
+        float lp = 0.0f;
+        for (int j = 0; j < A; j++)
+            lp += gaussian_lp_term(actions[b * A + j], mean[b * A + j], params[log_std_off + j]);
+        const float adv = (advantages[b] - norm.x) * norm.y;
+        const float g_lp = policy_term(adv, lp, old_logp[b], clip_coef, pg_mode, &st);
+        for (int j = 0; j < A; j++) {
+            const float std = exp(params[log_std_off + j]);
+            const float z = (actions[b * A + j] - mean[b * A + j]) / std;
+            dmean[b * A + j] = g_lp * z / std / M;
+            dlog_std[b * A + j] = (g_lp * (z * z - 1.0f) - ent_coef) / M;
+        }
+        st.h += H;
+        const float dv = value_term(values[b], returns[b], old_values[b], clip_coef, clip_vloss, &st);
+        dvalues[b] = vf_coef * dv / M;
+    }
+    write_loss_stats(st, stats, row, M, scratch);
+}
+
 #endif

@@ -38,30 +38,14 @@
  * four coordinates per work-item: small groups and no barrier tree are fastest on PoCL).
  * Reference: rlcl/reference.py sum_squares, sgd_step, adam_step, smoothness_partials.
  */
-#include "common.h"
-
-#ifndef NUM_SMOOTH
-#error "NUM_SMOOTH undefined: build through rlcl.device.Device (rlcl/kernel_constants.py)"
-#endif
+#include "optim.h"
 
 __kernel void sum_squares(__global float *norms, int slot, __global const float *x, int n,
                           __local float *scratch)
 {
     const int lid = get_local_id(0), L = get_local_size(0);
-    float acc = 0.0f;
-    for (int i = lid; i < n; i += L) acc += x[i] * x[i];
-    const float total = group_sum(acc, scratch);
+    const float total = group_sum(lane_squares(x, n, lid, L), scratch);
     if (lid == 0) norms[slot] = sqrt(total);
-}
-
-inline float clip_scale(float norm, float max_norm)
-{
-    return max_norm > 0.0f ? fmin(1.0f, max_norm / (norm + 1e-6f)) : 1.0f;
-}
-
-inline bool skip_step(float norm, float skip_above)
-{
-    return skip_above >= 0.0f && !(norm <= skip_above);
 }
 
 /* One row of partial sums per work-group: one barrier, then work-item 0 adds the L values of
@@ -82,14 +66,6 @@ inline void write_partials(const float *s, __global float *partials, int row,
     }
 }
 
-inline void accumulate(float *s, float g, float v_old, float v, float u, float u_prev,
-                       float theta, float theta_new)
-{
-    s[0] += u * u_prev; s[1] += u * u; s[2] += u_prev * u_prev; s[3] += g * v_old;
-    s[4] += g * g; s[5] += v_old * v_old; s[6] += v * v; s[7] += u * u_prev < 0.0f ? 1.0f : 0.0f;
-    s[8] += theta * theta; s[9] += isfinite(theta_new) ? 0.0f : 1.0f;
-}
-
 __kernel void sgd_step(__global float *params, __global const float *grads,
                        __global float *velocity, __global float *prev_update,
                        __global const float *norms, int slot, float max_norm, float skip_above,
@@ -100,25 +76,9 @@ __kernel void sgd_step(__global float *params, __global const float *grads,
     float s[NUM_SMOOTH] = {0};
     const float norm = norms[slot];
     const bool skip = skip_step(norm, skip_above);
-    for (int i = get_global_id(0); i < n; i += get_global_size(0)) {
-        const float theta = params[i];
-        const float g = grads[i] * clip_scale(norm, max_norm) + weight_decay * theta;
-        const float v_old = (first || momentum == 0.0f) ? 0.0f : velocity[i];
-        float v = g, d = g;
-        if (momentum != 0.0f) {
-            v = first ? g : momentum * v_old + (1.0f - dampening) * g;
-            d = nesterov ? g + momentum * v : v;
-        }
-        const float u = -lr * d, u_prev = prev_update[i];  /* zeros before the first step */
-        const float theta_new = theta + u;
-        if (!skip) {
-            params[i] = theta_new;
-            if (momentum != 0.0f) velocity[i] = v;
-            prev_update[i] = u;
-        }
-        accumulate(s, g, v_old, skip ? v_old : v, skip ? 0.0f : u, u_prev, theta,
-                   skip ? theta : theta_new);
-    }
+    for (int i = get_global_id(0); i < n; i += get_global_size(0))
+        sgd_coord(params, grads, velocity, prev_update, i, norm, max_norm, skip, lr, momentum,
+                  dampening, weight_decay, nesterov, first, s);
     write_partials(s, partials, slot, scratch);
 }
 

@@ -21,7 +21,7 @@
  *   out[slot + 1]. ONE work-group of L work-items, fixed-order sums.
  *   Reference: rlcl/reference.py explained_variance.
  */
-#include "common.h"
+#include "rollout.h"
 
 #if !defined(END_RUNNING) || !defined(END_TERMINATED) || !defined(END_TRUNCATED)
 #error "END_* undefined: build through rlcl.device.Device (rlcl/kernel_constants.py)"
@@ -56,13 +56,8 @@ __kernel void gather_minibatch(__global float *mb_obs, __global uint *mb_actions
 {
     const int m = get_global_id(0);
     if (m >= M) return;
-    const int k = idx[idx_off + m];
-    for (int d = 0; d < obs_dim; d++) mb_obs[m * obs_dim + d] = obs[k * obs_dim + d];
-    for (int d = 0; d < act_dim; d++) mb_actions[m * act_dim + d] = actions[k * act_dim + d];
-    mb_logp[m] = logp[k];
-    mb_adv[m] = advantages[k];
-    mb_ret[m] = returns[k];
-    mb_val[m] = values[k];
+    gather_row(mb_obs, mb_actions, mb_logp, mb_adv, mb_ret, mb_val, idx[idx_off + m], m, obs,
+               actions, logp, advantages, returns, values, obs_dim, act_dim);
 }
 
 __kernel void explained_variance(__global float *out, int slot, __global const float *values,

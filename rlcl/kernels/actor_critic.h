@@ -1,0 +1,73 @@
+/* actor_critic.h: one work-item's share of actor_critic.cl's three kernels, as functions, so
+ * that the fused update (ppo_update.cl) runs the very same arithmetic: the rows b .. b+3 of
+ * network NET forward (ac_forward_rows) and backward (ac_deltas_rows), and parameter-gradient
+ * tile G (ac_param_tile). Layout, table columns and formulas: actor_critic.cl.
+ */
+#ifndef RLCL_ACTOR_CRITIC_H
+#define RLCL_ACTOR_CRITIC_H
+#include "linear_tiles.h"
+
+#if !defined(AC_COLS) || !defined(COL_W_OFF) || !defined(COL_B_OFF) || !defined(COL_N_IN) || \
+    !defined(COL_N_OUT) || !defined(COL_IN_OFF) || !defined(COL_OUT_OFF) || \
+    !defined(COL_DOUT_OFF) || !defined(COL_DIN_OFF) || !defined(COL_TILE_START) || \
+    !defined(COL_ACT)
+#error "table columns undefined: build through rlcl.device.Device (rlcl/kernel_constants.py)"
+#endif
+
+/* A layer's input rows and its output (or output-delta) rows: in HIDDEN unless the table says
+ * -1, then the network input or the network's own output buffer. */
+#define LAYER_IN(t, obs, hidden) ((t)[COL_IN_OFF] < 0 ? (obs) : (hidden) + (t)[COL_IN_OFF])
+#define LAYER_OUT(t, col, own, hidden) ((t)[col] < 0 ? (own) : (hidden) + (t)[col])
+
+inline void ac_forward_rows(__global float *hidden, __global float *outputs,
+                            __global float *values, __global const float *obs,
+                            __global const float *params, __global const int *table, int lpn,
+                            int B, int b, int net)
+{
+    const int nr = min(4, B - b);
+    __global float *own = net ? values : outputs;
+    for (int l = net * lpn; l < (net + 1) * lpn; l++) {
+        __global const int *t = table + l * AC_COLS;
+        forward_rows(LAYER_OUT(t, COL_OUT_OFF, own, hidden), LAYER_IN(t, obs, hidden), params,
+                     t[COL_W_OFF], t[COL_B_OFF], b, nr, t[COL_N_IN], t[COL_N_OUT], t[COL_ACT]);
+    }
+}
+
+inline void ac_deltas_rows(__global float *hidden, __global const float *d_outputs,
+                           __global const float *d_values, __global const float *params,
+                           __global const int *table, int lpn, int B, int b, int net)
+{
+    const int nr = min(4, B - b);
+    __global const float *own = net ? d_values : d_outputs;
+    for (int l = (net + 1) * lpn - 1; l > net * lpn; l--) {
+        __global const int *t = table + l * AC_COLS;
+        const int in_act = table[(l - 1) * AC_COLS + COL_ACT];
+        backward_input_rows(hidden + t[COL_DIN_OFF], LAYER_OUT(t, COL_DOUT_OFF, own, hidden),
+                            hidden + t[COL_IN_OFF], params + t[COL_W_OFF], b, nr, t[COL_N_IN],
+                            t[COL_N_OUT], in_act);
+    }
+}
+
+inline void ac_param_tile(__global float *grads, __global const float *hidden,
+                          __global const float *obs, __global const float *d_outputs,
+                          __global const float *d_values, __global const int *table, int lpn,
+                          int B, int g)
+{
+    int l = 0;
+    while (l + 1 < 2 * lpn && g >= table[(l + 1) * AC_COLS + COL_TILE_START]) l++;
+    __global const int *t = table + l * AC_COLS;
+    __global const float *dout =
+        LAYER_OUT(t, COL_DOUT_OFF, l < lpn ? d_outputs : d_values, hidden);
+    __global const float *inp = LAYER_IN(t, obs, hidden);
+    const int IN = t[COL_N_IN], OUT = t[COL_N_OUT], tile = g - t[COL_TILE_START];
+    const int wide = OUT % TILE_COLS == 0;
+    const int cols = wide ? OUT / TILE_COLS : (OUT + 3) / 4;
+    /* tile - row * cols, not tile % cols: clang turns a div/rem pair into an LLVM freeze,
+     * which Oclgrind 21.10's uninitialised-value checker cannot run */
+    const int row = tile / cols, o = (wide ? TILE_COLS : 4) * (tile - row * cols), j = 4 * row;
+    if (wide)
+        backward_params_tilew(grads, dout, inp, t[COL_W_OFF], t[COL_B_OFF], j, o, B, IN, OUT);
+    else
+        backward_params_tile4(grads, dout, inp, t[COL_W_OFF], t[COL_B_OFF], j, o, B, IN, OUT);
+}
+#endif
