@@ -47,7 +47,7 @@ from rlcl.errors import DeviceError
 BUILD_OPTIONS: tuple[str, ...] = ("-cl-std=CL1.2",)
 TILE_WIDTHS = (4, 8, 16)
 KERNEL_FILES = ("linear", "linear_x4", "actor_critic", "policy", "gaussian", "loss", "rollout",
-                "optim", "classic_envs", "device_rollout")
+                "optim", "classic_envs", "device_rollout", "ppo_update")
 
 
 _SCALAR_TYPES = {"int": np.int32, "uint": np.uint32, "float": np.float32}

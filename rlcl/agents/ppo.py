@@ -17,7 +17,7 @@ from rlcl.config import Config
 from rlcl.diagnostics import smoothness
 from rlcl.nn import SMOOTH_STATS
 from rlcl.optim import clip_grad_norm_
-from rlcl.optim.optimizer import refused_steps
+from rlcl.optim.optimizer import REDUCE_LOCAL_SIZE, refused_steps
 from rlcl.policy import NUM_LOSS_STATS, ActorCritic
 from rlcl.rollout import Rollout
 
@@ -27,6 +27,7 @@ LOSS_STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fractio
 
 class PPO:
     PG_MODE = 0  # loss.cl: the clipped surrogate
+    FUSE = True  # one ppo_update launch where it applies (tests turn it off to compare)
 
     def __init__(self, cfg: Config, policy: ActorCritic, rollout: Rollout, optimizer):
         self.cfg, self.policy, self.rollout, self.optimizer = cfg, policy, rollout, optimizer
@@ -46,6 +47,14 @@ class PPO:
         L = dev.group_size(min(256, cfg.minibatch_size))  # a group no wider than the data
         self.reduce_size = L
         self.scratch = dev.local(4 * L)
+        # One launch per minibatch (kernels/ppo_update.cl) for the SGD family; Adam keeps the
+        # separate launches.
+        self.fused = self.FUSE and cfg.optimizer != "adam"
+        if self.fused:
+            flat = policy.flat
+            self.step_lanes = dev.empty(flat.step_groups * flat.step_local_size * SMOOTH_STATS)
+            self.norm_lanes = dev.group_size(REDUCE_LOCAL_SIZE)  # clip_grad_norm_'s group
+            self.fused_scratch = dev.local(4 * max(NUM_LOSS_STATS * L, self.norm_lanes))
 
     def update(self, rng: np.random.Generator) -> dict:
         """Run the epochs over the current rollout; return host-side means of the stats."""
@@ -56,28 +65,64 @@ class PPO:
                    ro.returns, B, self.scratch)
         if self.churn:
             self._rollout_outputs(self.old_outputs)
-        done = 0
-        for epoch in range(cfg.update_epochs):
-            for k in range(cfg.num_minibatches):
-                ro.gather(policy, (epoch * cfg.num_minibatches + k) * M, M)
-                policy.evaluate(M)
-                policy.loss(self.stats, done, ro.mb_actions, ro.mb_logp, ro.mb_adv, ro.mb_ret,
-                            ro.mb_val, M, cfg.clip_coef, cfg.clip_vloss, cfg.ent_coef,
-                            cfg.vf_coef, cfg.norm_adv, self.PG_MODE, L)
-                policy.backward(M)
-                if self.total_updates in self.inject_at:  # issue 4: prove the guard works
-                    dev.write(policy.flat.grads, np.float32([np.nan]))
-                self.total_updates += 1
-                clip_grad_norm_(policy.flat, cfg.max_grad_norm, slot=done)
-                self.optimizer.step()
-                done += 1
-            if cfg.target_kl > 0 and self._epoch_kl(done) > cfg.target_kl:
-                break  # CleanRL's early stop: checked after each full epoch
+        done = self._update_minibatches()
         if self.churn:
             self._rollout_outputs(None)
             dev.launch("policy_churn", (L,), (L,), self.batch_stats, 2, self.old_outputs,
                        policy.outputs, B, policy.n_outputs, self.scratch)
         return self._summarise(done)
+
+    def _update_minibatches(self) -> int:
+        """Epochs x minibatches; returns the number of updates made."""
+        cfg = self.cfg
+        done = 0
+        for epoch in range(cfg.update_epochs):
+            for k in range(cfg.num_minibatches):
+                inject = self.total_updates in self.inject_at  # issue 4: prove the guard works
+                self.total_updates += 1
+                if self.fused:
+                    self._minibatch_fused(done, inject)
+                else:
+                    self._minibatch_launches(done, inject)
+                done += 1
+            if cfg.target_kl > 0 and self._epoch_kl(done) > cfg.target_kl:
+                break  # CleanRL's early stop: checked after each full epoch
+        return done
+
+    def _minibatch_launches(self, u: int, inject: bool) -> None:
+        """Update U (minibatch rows indices[u M ..]) as separate launches: the reference for
+        the fused one."""
+        cfg, dev, policy, ro = self.cfg, self.device, self.policy, self.rollout
+        M = cfg.minibatch_size
+        ro.gather(policy, u * M, M)
+        policy.evaluate(M)
+        policy.loss(self.stats, u, ro.mb_actions, ro.mb_logp, ro.mb_adv, ro.mb_ret, ro.mb_val,
+                    M, cfg.clip_coef, cfg.clip_vloss, cfg.ent_coef, cfg.vf_coef, cfg.norm_adv,
+                    self.PG_MODE, self.reduce_size)
+        policy.backward(M)
+        if inject:
+            dev.write(policy.flat.grads, np.float32([np.nan]))
+        clip_grad_norm_(policy.flat, cfg.max_grad_norm, slot=u)
+        self.optimizer.step()
+
+    def _minibatch_fused(self, u: int, inject: bool) -> None:
+        """Update U in one ppo_minibatch launch: the same arithmetic, bit for bit."""
+        cfg, dev, policy, ro = self.cfg, self.device, self.policy, self.rollout
+        flat, L = policy.flat, self.reduce_size
+        velocity, prev_update, max_norm, *step = self.optimizer.fused_step(
+            flat, cfg.max_grad_norm, u)
+        dev.launch("ppo_minibatch", (L,), (L,), flat.params, flat.grads, velocity, prev_update,
+                   flat.norms, flat.partials, self.step_lanes, self.stats, policy.hidden,
+                   policy.obs_buffer, policy.outputs, policy.values, policy.d_outputs,
+                   policy.d_values, policy.d_log_std if policy.continuous else policy.d_values,
+                   ro.mb_actions, ro.mb_logp, ro.mb_adv, ro.mb_ret, ro.mb_val, ro.indices, ro.obs,
+                   ro.actions, ro.logp, ro.advantages, ro.returns, ro.values, policy.ac_table_buf,
+                   len(policy.actor.layers), policy.n_param_tiles, flat.n, policy.obs_dim,
+                   policy.act_dim, policy.n_outputs,
+                   policy.log_std_off if policy.continuous else -1, cfg.minibatch_size, u,
+                   cfg.clip_coef, int(cfg.clip_vloss), cfg.ent_coef, cfg.vf_coef,
+                   int(cfg.norm_adv), self.PG_MODE, max_norm, self.norm_lanes, *step,
+                   flat.step_groups, flat.step_local_size, int(inject), self.fused_scratch)
 
     def _rollout_outputs(self, copy_to) -> None:
         """Actor outputs on all rollout states (policy.outputs), copied to COPY_TO if given."""

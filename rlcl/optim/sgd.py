@@ -14,6 +14,7 @@ taken with and the decay lags by about 1/(1 - mu) steps. tests/test_optim.py che
 from __future__ import annotations
 
 from rlcl.errors import ConfigError
+from rlcl.nn import FlatParams
 from rlcl.optim.optimizer import Optimizer
 
 
@@ -34,15 +35,28 @@ class SGD(Optimizer):
         """One fused sgd_step launch per flat buffer (clipping included, see clip_grad_norm_)."""
         for group in self.param_groups:
             for p in group["params"]:
-                state = self.state[p]
-                if "prev_update" not in state:
-                    state["prev_update"] = p.device.zeros(p.n)
-                first = "momentum_buffer" not in state
-                if first and group["momentum"] != 0:  # lazily, as torch does; zeros in case a
-                    state["momentum_buffer"] = p.device.zeros(p.n)  # skipped step comes first
-                velocity = state.get("momentum_buffer", p.grads)  # unused without momentum
-                self._launch_step(
-                    "sgd_step", p, p.params, p.grads, velocity, state["prev_update"],
-                    *self._clip_and_skip(p), p.n, group["lr"], group["momentum"],
-                    group["dampening"], group["weight_decay"], int(group["nesterov"]),
-                    int(first))
+                self._launch_step("sgd_step", p, p.params, p.grads, *self._step_args(group, p))
+
+    def fused_step(self, p: FlatParams, max_norm: float, slot: int) -> tuple:
+        """Book one step of P at norm SLOT that a fused update kernel takes itself
+        (kernels/ppo_update.cl), exactly as clip_grad_norm_ and step() would, and return its
+        step arguments: (velocity, prev_update, max_norm, skip_above, lr, momentum,
+        dampening, weight_decay, nesterov, first)."""
+        (group,) = [g for g in self.param_groups if p in g["params"]]
+        p.pending_clip = (float(max_norm), slot)
+        velocity, prev_update, _, _, max_norm, skip_above, _, *hyper = self._step_args(group, p)
+        return (velocity, prev_update, max_norm, skip_above, *hyper)
+
+    def _step_args(self, group: dict, p: FlatParams) -> tuple:
+        """Book one step of P (state allocated lazily, as torch does; the clip and guard
+        scalars) and return sgd_step's arguments after the gradient buffer."""
+        state = self.state[p]
+        if "prev_update" not in state:
+            state["prev_update"] = p.device.zeros(p.n)
+        first = "momentum_buffer" not in state
+        if first and group["momentum"] != 0:  # zeros in case a skipped step comes first
+            state["momentum_buffer"] = p.device.zeros(p.n)
+        velocity = state.get("momentum_buffer", p.grads)  # unused without momentum
+        return (velocity, state["prev_update"], *self._clip_and_skip(p), p.n, group["lr"],
+                group["momentum"], group["dampening"], group["weight_decay"],
+                int(group["nesterov"]), int(first))
