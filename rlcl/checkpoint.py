@@ -29,6 +29,7 @@ FORMAT_VERSION = 1
 # report.
 CONFIG, LATEST, FINAL, LAST_GOOD = "config.toml", "latest.npz", "final.npz", "last_good.npz"
 DIVERGENCE = "divergence.json"  # the guard's report
+EPISODES, SUMMARY = "episodes.csv", "summary.json"  # rlcl/logger.py, rlcl/train.py
 
 
 def checkpoint_path(run_dir: Path, name: str = LATEST) -> Path:

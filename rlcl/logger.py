@@ -25,6 +25,7 @@ from tensorboardX.proto import event_pb2, summary_pb2
 from tensorboardX.summary import custom_scalars, scalar, text
 from tensorboardX.summary import hparams as hparams_summaries
 
+from rlcl.checkpoint import EPISODES
 from rlcl.diagnostics import LAYOUT
 
 # diag/* values are non-finite on purpose while a run diverges: no warning for each one
@@ -48,14 +49,14 @@ class RunLogger:
             rows = "\n".join(f"|{k}|{v}|" for k, v in hparams.items())
             self._write(text("hyperparameters", f"|param|value|\n|-|-|\n{rows}"), 0)
             self._write(custom_scalars(LAYOUT), 0)
-            self._episodes_file = open(run_dir / "episodes.csv", "w", newline="")
+            self._episodes_file = open(run_dir / EPISODES, "w", newline="")
             self._episodes = csv.writer(self._episodes_file)
             self._episodes.writerow(EPISODE_HEADER)
         else:
             truncate_events(run_dir, resume_step)
             self._events = EventsWriter(str(run_dir / "events"), f".resumed_at_{resume_step}")
-            truncate_episodes(run_dir / "episodes.csv", resume_step)
-            self._episodes_file = open(run_dir / "episodes.csv", "a", newline="")
+            truncate_episodes(run_dir / EPISODES, resume_step)
+            self._episodes_file = open(run_dir / EPISODES, "a", newline="")
             self._episodes = csv.writer(self._episodes_file)
         self._last_flush = time.perf_counter()
         self.start = time.perf_counter() - elapsed

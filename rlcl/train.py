@@ -22,8 +22,8 @@ import numpy as np
 
 from rlcl.agents.a2c import A2C
 from rlcl.agents.ppo import PPO
-from rlcl.checkpoint import (CONFIG, FINAL, LATEST, TrainingState, checkpoint_path,
-                             resume_training, save_training_state)
+from rlcl.checkpoint import (CONFIG, EPISODES, FINAL, LATEST, SUMMARY, TrainingState,
+                             checkpoint_path, resume_training, save_training_state)
 from rlcl.cli import parse_command, print_summary
 from rlcl.config import Config, to_toml
 from rlcl.device import Device
@@ -129,7 +129,7 @@ def train(cfg: Config, resume: Path | None = None) -> Result:
     log = RunLogger(run_dir, cfg.to_dict(), cfg.num_iterations * cfg.batch_size, cfg.progress,
                     resume_step=None if resume is None else start["global_step"],
                     elapsed=start["elapsed"])
-    result = Result(run_dir, read_episodes(run_dir / "episodes.csv") if resume else [])
+    result = Result(run_dir, read_episodes(run_dir / EPISODES) if resume else [])
     global_step = start["global_step"]
 
     def save(iteration: int, name: str) -> None:
@@ -202,7 +202,7 @@ def train(cfg: Config, resume: Path | None = None) -> Result:
                                         summary["eval_mean_return"] or 0.0,
                                         "hparam/fps": summary["fps"]})
     log.close()
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (run_dir / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     result.summary, result.final_params = summary, params
     return result
 

@@ -26,6 +26,8 @@ import numpy as np
 import pytest
 from gymnasium.envs.classic_control import acrobot
 
+from helpers import SENTINEL, big
+
 from rlcl import reference_envs as ref
 from rlcl.device_envs import DEVICE_ENVS, MAX_OBS_DIM, STATE_DIM
 from rlcl.policy import STREAM_ENV_RESET
@@ -36,8 +38,6 @@ RTOL = 1e-6
 ATOL = {"CartPole-v1": 1e-6, "MountainCar-v0": 1e-6, "MountainCarContinuous-v0": 1e-6,
         "Pendulum-v1": 2e-6}
 ACROBOT_ATOL = ((0.5, 1e-5), (1.0, 2e-4), (np.inf, 5e-2))  # (speed fraction up to, atol)
-SENTINEL = F(-7.25)
-big = pytest.mark.big
 
 
 # -- helpers --------------------------------------------------------------------------------
