@@ -24,10 +24,7 @@ on many cores, try ``--device pthread``. Both give bit-identical results.
 from __future__ import annotations
 
 import os
-import sys
-import tempfile
 import warnings
-from contextlib import contextmanager
 from functools import cached_property
 from importlib import metadata, resources
 
@@ -39,6 +36,7 @@ os.environ.setdefault("POCL_DEVICES", "basic pthread")
 import pyopencl as cl  # noqa: E402
 
 from rlcl import kernel_constants
+from rlcl.compiler_output import captured_stderr, first_error
 from rlcl.errors import DeviceError
 
 # Fixed for determinism: no fast, relaxed or mad-enabling math options; every .cl file also
@@ -139,32 +137,6 @@ def preferred_tile_cols(dev: cl.Device) -> int:
     return max(w for w in TILE_WIDTHS if w <= max(width, 4))
 
 
-@contextmanager
-def _compiler_output_captured():
-    """Send file descriptor 2 to a temporary file while PoCL compiles: its clang writes
-    warnings such as "16 warnings generated." straight to the process's stderr, past Python's
-    warning filters. Yields the file, so a failed build can still show what was printed.
-    Anything another thread writes to stderr meanwhile is captured too (and dropped)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with tempfile.TemporaryFile() as captured:
-            os.dup2(captured.fileno(), 2)
-            try:
-                yield captured
-            finally:
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)
-
-
-def _first_error(log: str) -> str:
-    """The first line of a compiler log that says "error", else its first non-empty line."""
-    lines = [line.strip() for line in log.splitlines() if line.strip()]
-    errors = [line for line in lines if "error" in line.lower()]
-    return (errors or lines or ["no compiler output"])[0]
-
-
 class Device:
     """A context, an in-order queue, and every rlcl kernel built once.
 
@@ -191,18 +163,21 @@ class Device:
         options = [*BUILD_OPTIONS, "-cl-kernel-arg-info",
                    *(f"-D{name}={value}" for name, value in defines.items()),
                    "-I", str(kernel_dir)]
+        self._programs: dict[str, cl.Program] = {}  # kernel name -> its program
         for name in KERNEL_FILES:
-            for kernel in self._build(name, (kernel_dir / f"{name}.cl").read_text(), options):
+            program = self._build(name, (kernel_dir / f"{name}.cl").read_text(), options)
+            for kernel in program.all_kernels():
                 kernel.set_scalar_arg_dtypes(_scalar_arg_dtypes(kernel))
                 self.kernels[kernel.function_name] = kernel
+                self._programs[kernel.function_name] = program
 
-    def _build(self, name: str, source: str, options: list[str]) -> list[cl.Kernel]:
+    def _build(self, name: str, source: str, options: list[str]) -> cl.Program:
         """Build one kernel file quietly; a failure raises DeviceError with its first error."""
-        with _compiler_output_captured() as captured, warnings.catch_warnings():
+        with captured_stderr() as captured, warnings.catch_warnings():
             # pyopencl's CompilerWarning repeats the build log, which says nothing to a user
             warnings.simplefilter("ignore", cl.CompilerWarning)
             try:
-                return cl.Program(self.context, source).build(options=options).all_kernels()
+                return cl.Program(self.context, source).build(options=options)
             except cl.RuntimeError as exc:
                 # pyopencl's message: a status line, then the build log; then what the
                 # compiler printed
@@ -211,7 +186,7 @@ class Device:
                 error = exc
         raise DeviceError(
             f"building kernels/{name}.cl failed on {self.device.name.strip()}: "
-            f"{_first_error(log)}; choose another device with --device"
+            f"{first_error(log)}; choose another device with --device"
         ) from error
 
     # -- buffers ----------------------------------------------------------------------------
@@ -282,6 +257,10 @@ class Device:
                 self.collect_profile()
         return event
 
+    def prepare(self, name: str, *args) -> PreparedKernel:
+        """Kernel NAME as an object of its own with ARGS set once (see PreparedKernel)."""
+        return PreparedKernel(self, name, cl.Kernel(self._programs[name], name), args)
+
     def collect_profile(self) -> dict[str, list]:
         """Add the finished launches' device times into kernel_times and return it."""
         for name, event in self._pending:
@@ -315,3 +294,31 @@ class Device:
             "gymnasium": version("gymnasium"),
             "pyopencl": cl.VERSION_TEXT,
         }
+
+
+class PreparedKernel:
+    """A kernel whose arguments stay set between launches, for a launch repeated many times
+    with a few arguments changing (agents/ppo.py's update, one launch per minibatch).
+    pyopencl's invoker sets every argument at each call, about 20 us for ppo_minibatch's 60;
+    here a launch sets only the ones named: ``launch(global_size, local_size, u=3)``."""
+
+    def __init__(self, device: Device, name: str, kernel: cl.Kernel, args: tuple):
+        self.device, self.name, self.kernel = device, name, kernel
+        self.dtypes = _scalar_arg_dtypes(kernel)
+        self.index = {kernel.get_arg_info(i, cl.kernel_arg_info.NAME): i
+                      for i in range(kernel.num_args)}
+        for i, value in enumerate(args):
+            self._set(i, value)
+
+    def _set(self, i: int, value) -> None:
+        dtype = self.dtypes[i]
+        self.kernel.set_arg(i, value if dtype is None else dtype(value))
+
+    def launch(self, global_size, local_size, **changed) -> cl.Event:
+        for name, value in changed.items():
+            self._set(self.index[name], value)
+        event = cl.enqueue_nd_range_kernel(self.device.queue, self.kernel, global_size,
+                                           local_size)
+        if self.device.profile:
+            self.device._pending.append((self.name, event))
+        return event

@@ -55,6 +55,7 @@ class PPO:
             self.step_lanes = dev.empty(flat.step_groups * flat.step_local_size * SMOOTH_STATS)
             self.norm_lanes = dev.group_size(REDUCE_LOCAL_SIZE)  # clip_grad_norm_'s group
             self.fused_scratch = dev.local(4 * max(NUM_LOSS_STATS * L, self.norm_lanes))
+            self.prepared = None  # the ppo_minibatch launch, prepared at the first update
 
     def update(self, rng: np.random.Generator) -> dict:
         """Run the epochs over the current rollout; return host-side means of the stats."""
@@ -107,22 +108,30 @@ class PPO:
 
     def _minibatch_fused(self, u: int, inject: bool) -> None:
         """Update U in one ppo_minibatch launch: the same arithmetic, bit for bit."""
+        cfg, policy, L = self.cfg, self.policy, self.reduce_size
+        velocity, prev_update, max_norm, skip_above, lr, *hyper, first = \
+            self.optimizer.fused_step(policy.flat, cfg.max_grad_norm, u)
+        if self.prepared is None:  # the arguments that never change, set once
+            self.prepared = self._prepare_fused(velocity, prev_update, max_norm, hyper)
+        self.prepared.launch((L,), (L,), u=u, skip_above=skip_above, lr=lr, first=first,
+                             inject_nan=int(inject), velocity=velocity,
+                             prev_update=prev_update)  # buffers a rollback may replace
+
+    def _prepare_fused(self, velocity, prev_update, max_norm: float, hyper: list):
         cfg, dev, policy, ro = self.cfg, self.device, self.policy, self.rollout
-        flat, L = policy.flat, self.reduce_size
-        velocity, prev_update, max_norm, *step = self.optimizer.fused_step(
-            flat, cfg.max_grad_norm, u)
-        dev.launch("ppo_minibatch", (L,), (L,), flat.params, flat.grads, velocity, prev_update,
-                   flat.norms, flat.partials, self.step_lanes, self.stats, policy.hidden,
-                   policy.obs_buffer, policy.outputs, policy.values, policy.d_outputs,
-                   policy.d_values, policy.d_log_std if policy.continuous else policy.d_values,
-                   ro.mb_actions, ro.mb_logp, ro.mb_adv, ro.mb_ret, ro.mb_val, ro.indices, ro.obs,
-                   ro.actions, ro.logp, ro.advantages, ro.returns, ro.values, policy.ac_table_buf,
-                   len(policy.actor.layers), policy.n_param_tiles, flat.n, policy.obs_dim,
-                   policy.act_dim, policy.n_outputs,
-                   policy.log_std_off if policy.continuous else -1, cfg.minibatch_size, u,
-                   cfg.clip_coef, int(cfg.clip_vloss), cfg.ent_coef, cfg.vf_coef,
-                   int(cfg.norm_adv), self.PG_MODE, max_norm, self.norm_lanes, *step,
-                   flat.step_groups, flat.step_local_size, int(inject), self.fused_scratch)
+        flat = policy.flat
+        return dev.prepare(
+            "ppo_minibatch", flat.params, flat.grads, velocity, prev_update, flat.norms,
+            flat.partials, self.step_lanes, self.stats, policy.hidden, policy.obs_buffer,
+            policy.outputs, policy.values, policy.d_outputs, policy.d_values,
+            policy.d_log_std if policy.continuous else policy.d_values, ro.mb_actions,
+            ro.mb_logp, ro.mb_adv, ro.mb_ret, ro.mb_val, ro.indices, ro.obs, ro.actions, ro.logp,
+            ro.advantages, ro.returns, ro.values, policy.ac_table_buf, len(policy.actor.layers),
+            policy.n_param_tiles, flat.n, policy.obs_dim, policy.act_dim, policy.n_outputs,
+            policy.log_std_off if policy.continuous else -1, cfg.minibatch_size, 0,
+            cfg.clip_coef, int(cfg.clip_vloss), cfg.ent_coef, cfg.vf_coef, int(cfg.norm_adv),
+            self.PG_MODE, max_norm, self.norm_lanes, -1.0, 0.0, *hyper, 1, flat.step_groups,
+            flat.step_local_size, 0, self.fused_scratch)
 
     def _rollout_outputs(self, copy_to) -> None:
         """Actor outputs on all rollout states (policy.outputs), copied to COPY_TO if given."""
