@@ -25,10 +25,10 @@ from rlcl.policy import STREAM_ENV_RESET, STREAM_ROLLOUT, ActorCritic
 N, T, SEED, ITERATION, LIMIT = 7, 33, 12345, 3, 20
 
 
-def rollout_once(device, env_id, norm_obs=False, limit=LIMIT, norm_reward=False):
+def rollout_once(device, env_id, norm_obs=False, limit=LIMIT, norm_reward=False, hidden=(8,)):
     envs = DeviceEnvs(device, env_id, N, norm_obs, norm_reward, 0.99)
     envs.spec = dataclasses.replace(envs.spec, max_episode_steps=limit)  # ends inside T
-    policy = ActorCritic(device, envs.spec.obs_dim, envs.single_action_space, [8], "tanh",
+    policy = ActorCritic(device, envs.spec.obs_dim, envs.single_action_space, list(hidden), "tanh",
                          seed=1, max_batch=(T + 1) * N)
     rollout = DeviceRollout(device, policy, envs, T, N, T * N, 1)
     envs.reset(SEED)
@@ -85,9 +85,10 @@ def replay(e, actions, continuous):
         yield before, rewards, ends, final, done
 
 
+@pytest.mark.parametrize("hidden", [(8,), (20, 7)])  # (20, 7): wide, 4-wide and scalar outputs
 @pytest.mark.parametrize("env_id", list(DEVICE_ENVS))
-def test_rollout_matches_policy_act_and_env_twins(device, env_id):
-    envs, policy, rollout, finished = rollout_once(device, env_id)
+def test_rollout_matches_policy_act_and_env_twins(device, env_id, hidden):
+    envs, policy, rollout, finished = rollout_once(device, env_id, hidden=hidden)
     got, log = read(device, rollout, policy), []
     for t, (raw, rewards, ends, final, done) in enumerate(
             replay(envs.spec, read(device, rollout, policy)["actions"], policy.continuous)):

@@ -1,18 +1,20 @@
 /* device_rollout.h: what rollout_classic does for one env in one work-item: the networks'
  * forward pass, the action draw and the running-statistics merges (formulas: device_rollout.cl).
  *
- * The forward pass is mlp.h's mlp_forward_local run by a single work-item: each output is
- * acc += in_i * W_io over i in order, then activate(acc + bias), so a log-prob stored here
- * equals the one the update recomputes (actor_critic.cl), bit for bit.
+ * The forward pass is mlp.h's mlp_forward_local run by a single work-item, with outputs taken
+ * TILE_COLS or 4 at a time in a vector: each output is still acc += in_i * W_io over i in
+ * order, then activate(acc + bias), so a log-prob stored here equals the one the update
+ * recomputes (actor_critic.cl), bit for bit.
  */
 #ifndef RLCL_DEVICE_ROLLOUT_H
 #define RLCL_DEVICE_ROLLOUT_H
 #include "gaussian.h"
 #include "classic_envs.h"
+#include "linear_tiles.h"
 
 /* Layers first .. first + count - 1 of the table on the input held in ha; the buffers
  * ping-pong, and the one holding the output is returned. */
-inline __local float *forward_one(__global const float *params, __global const int *layers,
+inline __local float *forward_env(__global const float *params, __global const int *layers,
                                   int first, int count, int act, __local float *ha,
                                   __local float *hb)
 {
@@ -21,7 +23,25 @@ inline __local float *forward_one(__global const float *params, __global const i
         const int w_off = layers[l * 4], b_off = layers[l * 4 + 1];
         const int IN = layers[l * 4 + 2], OUT = layers[l * 4 + 3];
         const int a = (l == first + count - 1) ? ACT_IDENTITY : act;
-        for (int o = 0; o < OUT; o++) {
+        int o = 0;
+        /* TILE_COLS, then 4 outputs at a time: independent sums in one vector, each still
+         * summed over i in order (the scalar loop's bits), instead of one chain of dependent
+         * adds per output, which left the CPU waiting on each add's latency */
+        for (; o + TILE_COLS <= OUT; o += TILE_COLS) {
+            floatw acc = (floatw)(0.0f);
+            for (int i = 0; i < IN; i++) acc += src[i] * LOADW(params + w_off + i * OUT + o);
+            const floatw y = acc + LOADW(params + b_off + o);
+            __local float *d = dst + o;
+            STORE_RAW(y, d);
+            if (a != ACT_IDENTITY)
+                for (int q = 0; q < TILE_COLS / 4; q++) vstore4(activate4(vload4(q, d), a), q, d);
+        }
+        for (; o + 4 <= OUT; o += 4) {
+            float4 acc = (float4)(0.0f);
+            for (int i = 0; i < IN; i++) acc += src[i] * vload4(0, params + w_off + i * OUT + o);
+            vstore4(activate4(acc + vload4(0, params + b_off + o), a), 0, dst + o);
+        }
+        for (; o < OUT; o++) {
             float acc = 0.0f;
             for (int i = 0; i < IN; i++) acc += src[i] * params[w_off + i * OUT + o];
             dst[o] = activate(acc + params[b_off + o], a);
@@ -40,7 +60,7 @@ inline void load_input(__local float *ha, __global const float *x, int D)
 inline float value_of(__global const float *params, __global const int *layers, int n_actor,
                       int n_critic, int act, __local float *ha, __local float *hb)
 {
-    return forward_one(params, layers, n_actor, n_critic, act, ha, hb)[0];
+    return forward_env(params, layers, n_actor, n_critic, act, ha, hb)[0];
 }
 
 /* Sample an action for the input in ha (policy.cl policy_act, or gaussian.cl
@@ -51,7 +71,7 @@ inline float sample_action(__global uint *action, __global const float *params,
                            __local float *ha, __local float *hb)
 {
     const int A = layers[(n_actor - 1) * 4 + 3];
-    __local float *out = forward_one(params, layers, 0, n_actor, act, ha, hb);
+    __local float *out = forward_env(params, layers, 0, n_actor, act, ha, hb);
     if (log_std_off >= 0) {
         float lp = 0.0f, eps[4];
         for (int j = 0; j < A; j++) {
