@@ -105,10 +105,12 @@ class Guard:
             dev.copy(copies[name], buf, n)
         self.snapshot = {
             "copies": copies, "iteration": iteration, "global_step": global_step,
-            "scalars": copy.deepcopy([{k: v for k, v in s.items() if not dev.is_buffer(v)}
-                                      for s in self.optimizer.state.values()]),
+            # fresh dicts of numbers already (state_dict and the RNG state are built anew
+            # at each call): no deepcopy, which cost ~50 us an iteration (A2C takes 12,500)
+            "scalars": [{k: v for k, v in s.items() if not dev.is_buffer(v)}
+                        for s in self.optimizer.state.values()],
             "scheduler": self.scheduler.state_dict(),
-            "rng": copy.deepcopy(self.rng.bit_generator.state)}
+            "rng": self.rng.bit_generator.state}
 
     def restore(self) -> None:
         dev, n, snap = self.policy.device, self.policy.flat.n, self.snapshot

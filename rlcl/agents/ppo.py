@@ -17,7 +17,7 @@ from rlcl.config import Config
 from rlcl.diagnostics import smoothness
 from rlcl.nn import SMOOTH_STATS
 from rlcl.optim import clip_grad_norm_
-from rlcl.optim.optimizer import REDUCE_LOCAL_SIZE, refused_steps
+from rlcl.optim.optimizer import REDUCE_LOCAL_SIZE
 from rlcl.policy import NUM_LOSS_STATS, ActorCritic
 from rlcl.rollout import Rollout
 
@@ -162,8 +162,9 @@ class PPO:
         sums = sums.reshape(done, flat.step_groups, SMOOTH_STATS).astype(np.float64).sum(axis=1)
         ev, var_returns, churn, tv = dev.read(self.batch_stats, 4).astype(np.float64)
         out = {name: float(rows[:, k].mean()) for k, name in enumerate(LOSS_STATS[:5])}
-        self.optimizer.settle()  # step counts exact at the iteration's end (Adam's t)
-        refused = refused_steps(norms, self.optimizer.skip_above)  # by the guard, on the device
+        # which steps the guard refused on the device, one bool per update; and the step
+        # counts are exact at the iteration's end (Adam's t)
+        refused = self.optimizer.settle()
         skipped = int(refused.sum())
         postclip = np.minimum(norms, c.max_grad_norm) if c.max_grad_norm > 0 else norms
         out.update(approx_kl_max=float(rows[:, 5].max()), ratio_max=float(rows[:, 6].max()),

@@ -31,13 +31,12 @@ def clip_grad_norm_(flat: FlatParams, max_norm: float, slot: int = 0) -> None:
     flat.pending_clip = (float(max_norm), int(slot))
 
 
-def refused_steps(norms: np.ndarray, skip_above: float | None) -> np.ndarray:
-    """Which steps optim.cl refused, from their gradient NORMS and the threshold they ran
-    under (None or < 0: none): the kernel's rule, compared in float32 as the kernel does."""
-    norms = np.asarray(norms, np.float32)
-    if skip_above is None or skip_above < 0:
-        return np.zeros(norms.shape, bool)
-    return ~(norms <= np.float32(skip_above))
+def refused_steps(norms: np.ndarray, skip_above) -> np.ndarray:
+    """Which steps optim.cl refused, from their gradient NORMS and the threshold each ran under
+    (SKIP_ABOVE: one or one per step; None or < 0: never): the kernel's rule, compared in
+    float32 as the kernel does."""
+    skip = np.float32(-1.0) if skip_above is None else np.asarray(skip_above, np.float32)
+    return (skip >= 0) & ~(np.asarray(norms, np.float32) <= skip)
 
 
 class Optimizer:
@@ -99,12 +98,11 @@ class Optimizer:
         counts a step it did not take (issue 10). The kernel compares in float32, so here too."""
         launched, self._launched = self._launched, []
         refused = np.zeros(len(launched), bool)
-        norms = {}
-        for i, (p, slot, skip_above) in enumerate(launched):
-            if skip_above >= 0:
-                if p not in norms:
-                    norms[p] = p.device.read(p.norms, p.norm_slots)
-                refused[i] = refused_steps(norms[p][slot : slot + 1], skip_above)[0]
+        for p in {p for p, _, skip_above in launched if skip_above >= 0}:
+            mine = [(i, slot, skip) for i, (q, slot, skip) in enumerate(launched) if q is p]
+            index, slots, skips = (np.array(column) for column in zip(*mine))
+            norms = p.device.read(p.norms, p.norm_slots)[slots]  # one read per buffer
+            refused[index] = refused_steps(norms, skips)
         self._count_taken(launched, refused)
         return refused
 
