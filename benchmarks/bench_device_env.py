@@ -7,6 +7,8 @@ Runs alternate per seed, so drifts in machine load hit all alike:
 * ``ppo-device``: ``python -m rlcl.train ppo CartPole`` as shipped (env_backend = "device");
 * ``ppo-gymnasium``: the same config on the host path (one gymnasium CartPole per env);
 * ``a2c-device`` / ``a2c-gymnasium``: the shipped A2C CartPole config, 100,000 steps;
+* ``ppo-acrobot-*`` / ``ppo-pendulum-*``: the shipped PPO configs on either backend, 50,000
+  steps (steps/s only: the 475 column is CartPole's);
 * with --peers: ``sb3`` (benchmarks/bench_sb3.py's zoo PPO; needs the bench extra) and
   ``purejaxrl`` (``bash ../shared/peers/purejaxrl/bench.sh``, its own config; its compile time
   is reported apart).
@@ -33,8 +35,8 @@ def run_purejaxrl(seed: int) -> dict:
     out = subprocess.run(["bash", str(PEER), "--config", "purejaxrl", "--seeds", "1"],
                          capture_output=True, text=True, check=True).stdout
     row = json.loads(out.strip().splitlines()[-1])
-    return {"sps": row["steps_per_s_all_agents"], "to_475_s": row.get("median_s_to_475"),
-            "to_475_step": row.get("median_step_to_475"), "compile_s": row.get("compile_s")}
+    return {"sps": row["steps_per_s_all_agents"], "to_475_s": row.get("s_to_475_median"),
+            "to_475_step": row.get("step_at_475_median"), "compile_s": row.get("compile_s")}
 
 
 def main() -> int:
@@ -48,13 +50,21 @@ def main() -> int:
             "ppo-gymnasium": lambda s: run_rlcl(s, {"env_backend": "gymnasium"}),
             "a2c-device": lambda s: run_rlcl(s, a2c, "a2c"),
             "a2c-gymnasium": lambda s: run_rlcl(s, {**a2c, "env_backend": "gymnasium"}, "a2c")}
+    for env in ("Acrobot", "Pendulum"):  # steps/s only: 50,000 of their 200,000 steps
+        short = {"total_timesteps": 50_000}
+        for backend in ("device", "gymnasium"):
+            runs[f"ppo-{env.lower()}-{backend}"] = (
+                lambda s, e=env, b=backend: run_rlcl(s, {**short, "env_backend": b}, "ppo", e))
     if args.peers:
         runs.update({"sb3": run_sb3, "purejaxrl": run_purejaxrl})
     results = run_alternating(runs, args.seeds)
     med = {name: statistics.median(r["sps"] for r in rows) for name, rows in results.items()}
     lines = [*table(results), "",
              f"ppo device/gymnasium steps/s: {med['ppo-device'] / med['ppo-gymnasium']:.2f}",
-             f"a2c device/gymnasium steps/s: {med['a2c-device'] / med['a2c-gymnasium']:.2f}"]
+             f"a2c device/gymnasium steps/s: {med['a2c-device'] / med['a2c-gymnasium']:.2f}",
+             *(f"ppo {env} device/gymnasium steps/s: "
+               f"{med[f'ppo-{env}-device'] / med[f'ppo-{env}-gymnasium']:.2f}"
+               for env in ("acrobot", "pendulum"))]
     publish(lines, args.out, args.seeds)
     return 0
 

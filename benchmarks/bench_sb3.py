@@ -48,14 +48,16 @@ ZOO = {"num_envs": 8, "num_steps": 32, "num_minibatches": 1, "update_epochs": 20
        "total_timesteps": STEPS}
 
 
-def run_rlcl(seed: int, overrides: dict, algo: str = "ppo") -> dict:
+def run_rlcl(seed: int, overrides: dict, algo: str = "ppo", env: str = "CartPole") -> dict:
     import csv
 
     from rlcl.config import build_config, packaged_config, read_toml
+    from rlcl.envs import resolve_env
     from rlcl.train import train
 
     with tempfile.TemporaryDirectory() as runs:
-        cfg = build_config({**read_toml(packaged_config(algo, "CartPole")), **overrides,
+        cfg = build_config({**read_toml(packaged_config(algo, env)),
+                            "env_id": resolve_env(env)[0], **overrides,
                             "seed": seed, "runs_dir": runs, "progress": False,
                             "eval_episodes": 0, "checkpoint_every": 0})
         result = train(cfg)
