@@ -19,6 +19,9 @@ ACT_IDENTITY, ACT_TANH, ACT_RELU = (ACTIVATIONS[name] for name in ("identity", "
 NUM_LOSS_STATS = 8
 # Smoothness partial sums per work-group row of an optimizer step (optim.cl NUM_SMOOTH).
 SMOOTH_STATS = 10
+# The optimizer steps' layout (optim.cl): work-group g takes the STEP_CHUNK coordinates from
+# g * STEP_CHUNK, its STEP_LANES work-items each every STEP_LANES-th of them.
+STEP_LANES, STEP_CHUNK = 16, 256
 
 # How step t of env n ended, ends[t, n] of the rollout (rollout.cl gae).
 RUNNING, TERMINATED, TRUNCATED = 0, 1, 2
@@ -38,6 +41,8 @@ def defines() -> dict[str, int]:
         "ACT_RELU": ACT_RELU,
         "NUM_LOSS_STATS": NUM_LOSS_STATS,
         "NUM_SMOOTH": SMOOTH_STATS,
+        "STEP_LANES": STEP_LANES,
+        "STEP_CHUNK": STEP_CHUNK,
         "END_RUNNING": RUNNING,
         "END_TERMINATED": TERMINATED,
         "END_TRUNCATED": TRUNCATED,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlcl.device import Device
-from rlcl.kernel_constants import ACTIVATIONS, SMOOTH_STATS
+from rlcl.kernel_constants import ACTIVATIONS, SMOOTH_STATS, STEP_CHUNK, STEP_LANES
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,9 @@ class FlatParams:
         # smoothness partial sums, one row of SMOOTH_STATS per work-group (optim.cl).
         self.norm_slots = norm_slots
         self.norms = device.zeros(norm_slots)
-        self.step_local_size = device.group_size(64)  # optim.cl: small groups, ~4 coords each
-        self.step_groups = max(1, -(-self.n // (4 * self.step_local_size)))
+        # optim.cl: STEP_LANES work-items per group, a contiguous STEP_CHUNK of coordinates
+        self.step_local_size = STEP_LANES
+        self.step_groups = max(1, -(-self.n // STEP_CHUNK))
         self.partials = device.zeros(norm_slots * self.step_groups * SMOOTH_STATS)
         self.pending_clip = (0.0, 0)  # (max_norm, slot) for the next optimizer step
 

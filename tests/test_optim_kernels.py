@@ -20,16 +20,17 @@ import math
 import numpy as np
 import pyopencl as cl
 import pytest
-from helpers import ADAM_TOL, SENTINEL, SGD_TOL, f32
+from helpers import ADAM_TOL, SENTINEL, SGD_TOL, big, f32
 
 from rlcl import reference as ref
+from rlcl.kernel_constants import STEP_CHUNK, STEP_LANES
 
 STEPS = 3
 SLOT = 1
 # (max_norm, ||g|| written to norms[SLOT]): no clipping, clipping by 0.25, a max_norm above
 # the norm (scale 1). The other slots hold 100 and 1e-3, so reading the wrong slot shows.
 CLIPS = {"off": (0.0, 2.0), "active": (0.5, 2.0), "inactive": (5.0, 2.0)}
-SIZES = [1, 7, 129]
+SIZES = [1, 7, 129, pytest.param(600, marks=big)]  # 600: three step groups, one partial
 
 SGD_CASES = {
     "plain": dict(momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=0),
@@ -45,15 +46,16 @@ def norms_buffer(device, norm):
     return device.upload(f32([100.0, norm, 1e-3]))
 
 
-L = 8  # a small work-group, so sizes 7 and 129 span one and 17 groups
+# the steps' geometry (optim.cl): groups of STEP_LANES work-items, STEP_CHUNK coordinates each
+L = STEP_LANES
 NUM_SMOOTH = 10
 PART_TOL = dict(rtol=1e-5, atol=1e-6)
 
 
 def launch_step(device, kernel, n, *args, partials_rows=4):
-    """Launch KERNEL over N coordinates in groups of L; return the partial sums added over the
+    """Launch KERNEL over N coordinates in its groups; return the partial sums added over the
     groups (float64), per slot row."""
-    groups = -(-n // L)
+    groups = -(-n // STEP_CHUNK)
     partials = device.upload(np.full(partials_rows * groups * NUM_SMOOTH, SENTINEL))
     device.launch(kernel, (groups * L,), (L,), *args, partials,
                   cl.LocalMemory(4 * NUM_SMOOTH * L))
@@ -86,7 +88,7 @@ def test_sgd_step_matches_twin(device, rng, n, case, clip):
                                    err_msg=f"params after step {step}")
         np.testing.assert_allclose(device.read(prev, n), ref_u, **SGD_TOL)
         np.testing.assert_allclose(rows[SLOT], sums, **PART_TOL)
-        assert np.all(np.delete(rows, SLOT, axis=0) == SENTINEL * -(-n // L))  # other rows
+        assert np.all(np.delete(rows, SLOT, axis=0) == SENTINEL * -(-n // STEP_CHUNK))  # other rows
         v = device.read(velocity, n)
         if hp["momentum"] == 0:
             assert np.all(np.isnan(v)), "sgd_step without momentum must not touch the velocity"

@@ -51,8 +51,6 @@ class PPO:
         # separate launches.
         self.fused = self.FUSE and cfg.optimizer != "adam"
         if self.fused:
-            flat = policy.flat
-            self.step_lanes = dev.empty(flat.step_groups * flat.step_local_size * SMOOTH_STATS)
             self.norm_lanes = dev.group_size(REDUCE_LOCAL_SIZE)  # clip_grad_norm_'s group
             self.fused_scratch = dev.local(4 * max(NUM_LOSS_STATS * L, self.norm_lanes))
             self.prepared = None  # the ppo_minibatch launch, prepared at the first update
@@ -122,7 +120,7 @@ class PPO:
         flat = policy.flat
         return dev.prepare(
             "ppo_minibatch", flat.params, flat.grads, velocity, prev_update, flat.norms,
-            flat.partials, self.step_lanes, self.stats, policy.hidden, policy.obs_buffer,
+            flat.partials, self.stats, policy.hidden, policy.obs_buffer,
             policy.outputs, policy.values, policy.d_outputs, policy.d_values,
             policy.d_log_std if policy.continuous else policy.d_values, ro.mb_actions,
             ro.mb_logp, ro.mb_adv, ro.mb_ret, ro.mb_val, ro.indices, ro.obs, ro.actions, ro.logp,
@@ -130,8 +128,8 @@ class PPO:
             policy.n_param_tiles, flat.n, policy.obs_dim, policy.act_dim, policy.n_outputs,
             policy.log_std_off if policy.continuous else -1, cfg.minibatch_size, 0,
             cfg.clip_coef, int(cfg.clip_vloss), cfg.ent_coef, cfg.vf_coef, int(cfg.norm_adv),
-            self.PG_MODE, max_norm, self.norm_lanes, -1.0, 0.0, *hyper, 1, flat.step_groups,
-            flat.step_local_size, 0, self.fused_scratch)
+            self.PG_MODE, max_norm, self.norm_lanes, -1.0, 0.0, *hyper, 1, flat.step_groups, 0,
+            self.fused_scratch)
 
     def _rollout_outputs(self, copy_to) -> None:
         """Actor outputs on all rollout states (policy.outputs), copied to COPY_TO if given."""

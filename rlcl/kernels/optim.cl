@@ -33,9 +33,10 @@
  *   then work-item 0 over the group), so deterministic; the host adds the groups' rows in
  *   order (rlcl/diagnostics.py).
  *
- * Launch: sum_squares (L) with local L; the steps (groups * L) with local L, scratch 10 * L;
- * a work-item handles coordinates gid, gid + groups * L, ... (rlcl uses L = 64 and about
- * four coordinates per work-item: small groups and no barrier tree are fastest on PoCL).
+ * Launch: sum_squares (L) with local L; the steps (groups * STEP_LANES) with local STEP_LANES,
+ * scratch 10 * STEP_LANES: group g takes the STEP_CHUNK coordinates from g * STEP_CHUNK, its
+ * work-item k every STEP_LANES-th of them from the k-th (optim.h step_first_coord), so a group
+ * is one contiguous block that the fused update (ppo_update.cl) can run as one work-item.
  * Reference: rlcl/reference.py sum_squares, sgd_step, adam_step, smoothness_partials.
  */
 #include "optim.h"
@@ -76,7 +77,7 @@ __kernel void sgd_step(__global float *params, __global const float *grads,
     float s[NUM_SMOOTH] = {0};
     const float norm = norms[slot];
     const bool skip = skip_step(norm, skip_above);
-    for (int i = get_global_id(0); i < n; i += get_global_size(0))
+    for (int i = step_first_coord(); i < step_end_coord(n); i += STEP_LANES)
         sgd_coord(params, grads, velocity, prev_update, i, norm, max_norm, skip, lr, momentum,
                   dampening, weight_decay, nesterov, first, s);
     write_partials(s, partials, slot, scratch);
@@ -97,7 +98,7 @@ __kernel void adam_step(__global float *params, __global const float *grads,
     int taken = 0;
     for (int j = run_start; j < slot; j++) taken += skip_step(norms[j], skip_above) ? 0 : 1;
     const float step_size = bias[2 * taken], bc2_sqrt = bias[2 * taken + 1];
-    for (int i = get_global_id(0); i < n; i += get_global_size(0)) {
+    for (int i = step_first_coord(); i < step_end_coord(n); i += STEP_LANES) {
         const float theta = params[i];
         const float g = grads[i] * clip_scale(norm, max_norm) + weight_decay * theta;
         const float m_old = exp_avg[i];

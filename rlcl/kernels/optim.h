@@ -5,9 +5,21 @@
 #define RLCL_OPTIM_H
 #include "common.h"
 
-#ifndef NUM_SMOOTH
-#error "NUM_SMOOTH undefined: build through rlcl.device.Device (rlcl/kernel_constants.py)"
+#if !defined(NUM_SMOOTH) || !defined(STEP_LANES) || !defined(STEP_CHUNK)
+#error "NUM_SMOOTH, STEP_* undefined: build through rlcl.device.Device (rlcl/kernel_constants.py)"
 #endif
+
+/* A step's coordinates (optim.cl): work-group g takes the STEP_CHUNK from g * STEP_CHUNK, and
+ * its work-item k every STEP_LANES-th of them from the chunk's k-th, in order. */
+inline int step_first_coord(void)
+{
+    return get_group_id(0) * STEP_CHUNK + get_local_id(0);
+}
+
+inline int step_end_coord(int n)
+{
+    return min(n, (int)(get_group_id(0) + 1) * STEP_CHUNK);
+}
 
 /* sum_squares' share of work-item LANE of LANES: x_i^2 summed over i = LANE, LANE + LANES.. */
 inline float lane_squares(__global const float *x, int n, int lane, int lanes)

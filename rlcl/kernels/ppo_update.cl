@@ -1,25 +1,27 @@
-/* ppo_update.cl: a whole PPO / A2C update of one iteration in ONE launch (issue 11).
+/* ppo_update.cl: one PPO / A2C minibatch update in ONE launch (issue 11), where agents/ppo.py
+ * otherwise makes six (gather, forward, loss, backward x2, clip sum) plus the optimizer step.
  *
- * For u = 0 .. updates-1 (epochs x minibatches, rows idx[u M .. u M + M - 1] of the rollout),
- * the work-group runs, phase after phase with a barrier between them, what agents/ppo.py
- * otherwise launches per minibatch, with the same functions in the same order, so the results
- * equal those launches to the bit (tests/test_ppo_update.py):
- *   gather_minibatch (rollout.h)            rows of the minibatch
+ * ppo_minibatch, update u of the iteration (minibatch rows idx[u M .. u M + M - 1] of the
+ * rollout): the work-group runs the separate kernels' work phase after phase, a barrier between
+ * phases, through the same functions in the same order, so its results equal theirs to the bit
+ * (tests/test_ppo_update.py):
+ *   gather_minibatch (rollout.h)            the minibatch rows
  *   ac_forward (actor_critic.h)             (row quad, network) items
  *   ppo_loss / ppo_loss_gaussian (loss.h)   stats row u, d(loss)/d(outputs)
  *   ac_backward_deltas, ac_backward_params  items, then tiles; column_sum for log_std
- *   the fault injection of issue 4          grads[0] = NaN for nan_from <= u < nan_to
- *   sum_squares (optim.h)                   norms[u], over NORM_LANES virtual work-items
- *   sgd_step (optim.h)                      over STEP_GROUPS x STEP_LOCAL virtual work-items,
- *                                           their smoothness partial sums into row u
- * A "virtual work-item" is a lane of the separate launch: the reductions keep that launch's
- * lanes and order whatever this group's size, so its results do not depend on it.
+ *   the fault injection of issue 4          grads[0] = NaN when inject_nan
+ *   sum_squares (optim.h)                   norms[u] over NORM_LANES virtual work-items: the
+ *                                           separate launch's lanes and tree, whatever W is
+ *   sgd_step (optim.h)                      a work-item per step group (STEP_CHUNK contiguous
+ *                                           coordinates), its STEP_LANES lanes in order, and
+ *                                           the group's smoothness partial sums into row u
+ * One launch per minibatch, not one for the whole iteration: PoCL 3.0 (LLVM 14) miscompiled
+ * this body inside a loop over the minibatches (zero gradients; Oclgrind ran it correctly).
  *
- * Launch: ONE work-group of W work-items, W = the loss's group size (a power of two, the
- *   loss's reductions are trees over the group). scratch: max(8 W, norm_lanes) floats.
- *   step_lanes: STEP_GROUPS * STEP_LOCAL * NUM_SMOOTH floats of global scratch.
- * Optimizer: SGD / Momentum (torch.optim.SGD semantics; `first` is the very first step of the
- *   run). Adam and target_kl's early stop keep the separate launches (agents/ppo.py).
+ * Launch: ONE work-group of W work-items, W = the loss's group size (a power of two: the loss
+ *   reduces over the group). scratch: max(8 W, norm_lanes) floats.
+ * Optimizer: SGD / Momentum (torch.optim.SGD semantics; `first`: the run's very first step).
+ *   Adam keeps the separate launches.
  * All buffers belong to one agent: an agent index would offset each pointer once at the top.
  * Reference: the separate kernels, and through them rlcl/reference.py.
  */
@@ -31,7 +33,7 @@
 __kernel void ppo_minibatch(
     __global float *params, __global float *grads, __global float *velocity,
     __global float *prev_update, __global float *norms, __global float *partials,
-    __global float *step_lanes, __global float *stats,
+    __global float *stats,
     /* the network's minibatch buffers (ActorCritic) and the minibatch (Rollout) */
     __global float *hidden, __global float *mb_obs, __global float *outputs,
     __global float *mb_values, __global float *d_outputs, __global float *d_values,
@@ -46,10 +48,10 @@ __kernel void ppo_minibatch(
     int u, float clip_coef, int clip_vloss, float ent_coef, float vf_coef, int norm_adv, int pg_mode,
     float max_norm, int norm_lanes, float skip_above, float lr, float momentum,
     float dampening, float weight_decay, int nesterov, int first, int step_groups,
-    int step_local, int inject_nan, __local float *scratch)
+    int inject_nan, __local float *scratch)
 {
     const int lid = get_local_id(0), W = get_local_size(0);
-    const int quads = (M + 3) / 4, step_lanes_n = step_groups * step_local;
+    const int quads = (M + 3) / 4;
     for (int m = lid; m < M; m += W)
         gather_row(mb_obs, mb_actions, mb_logp, mb_adv, mb_ret, mb_val, idx[u * M + m], m,
                    obs, actions, logp, advantages, returns, values, obs_dim, act_dim);
@@ -97,19 +99,20 @@ __kernel void ppo_minibatch(
     barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
     const float norm = norms[u];
     const bool skip = skip_step(norm, skip_above);
-    for (int v = lid; v < step_lanes_n; v += W) {
-        float s[NUM_SMOOTH] = {0};
-        for (int i = v; i < n; i += step_lanes_n)
-            sgd_coord(params, grads, velocity, prev_update, i, norm, max_norm, skip, lr,
-                      momentum, dampening, weight_decay, nesterov, first, s);
-        for (int k = 0; k < NUM_SMOOTH; k++) step_lanes[v * NUM_SMOOTH + k] = s[k];
-    }
-    barrier(CLK_GLOBAL_MEM_FENCE);
-    for (int g = lid; g < step_groups; g += W)  /* optim.cl write_partials' order */
-        for (int k = 0; k < NUM_SMOOTH; k++) {
+    for (int g = lid; g < step_groups; g += W) {  /* sgd_step's work-group g, its lanes k */
+        float s[STEP_LANES][NUM_SMOOTH];
+        for (int k = 0; k < STEP_LANES; k++)
+            for (int j = 0; j < NUM_SMOOTH; j++) s[k][j] = 0.0f;
+        const int end = min(n, (g + 1) * STEP_CHUNK);
+        for (int i0 = g * STEP_CHUNK; i0 < end; i0 += STEP_LANES)
+            for (int k = 0; k < STEP_LANES; k++)
+                if (i0 + k < end)
+                    sgd_coord(params, grads, velocity, prev_update, i0 + k, norm, max_norm, skip,
+                              lr, momentum, dampening, weight_decay, nesterov, first, s[k]);
+        for (int j = 0; j < NUM_SMOOTH; j++) {  /* optim.cl write_partials' order */
             float acc = 0.0f;
-            for (int j = 0; j < step_local; j++)
-                acc += step_lanes[(g * step_local + j) * NUM_SMOOTH + k];
-            partials[(u * step_groups + g) * NUM_SMOOTH + k] = acc;
+            for (int k = 0; k < STEP_LANES; k++) acc += s[k][j];
+            partials[(u * step_groups + g) * NUM_SMOOTH + j] = acc;
         }
+    }
 }
