@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import big
 
+from rlcl.agents.a2c import A2C
 from rlcl.agents.ppo import PPO
 from rlcl.config import build_config, packaged_config, read_toml
+from rlcl.device_rollout import DeviceEnvs, DeviceRollout
 from rlcl.logger import read_scalars
-from rlcl.train import train
+from rlcl.policy import ActorCritic
+from rlcl.train import make_optimizer, train
 
 CASES = {
     "ppo-cartpole": ("ppo", "CartPole", {}),
@@ -34,6 +38,7 @@ def _train(tmp_path, algo, env, overrides, fuse, monkeypatch):
     return train(cfg)
 
 
+@big  # whole trainings: too slow for the Oclgrind simulator, which runs the test below
 @pytest.mark.parametrize("case", CASES)
 def test_fused_update_equals_separate_launches(case, tmp_path, monkeypatch):
     algo, env, overrides = CASES[case]
@@ -49,3 +54,43 @@ def test_fused_update_equals_separate_launches(case, tmp_path, monkeypatch):
         assert np.array_equal(np.array(got[tag]), np.array(want[tag]), equal_nan=True), tag
     if "inject_nan_update" in overrides:  # the guard refused a step in both
         assert max(v for _, v in got["diag/skipped_steps"]) >= 1
+
+
+def _one_update(device, algo, env_id, fuse, monkeypatch, **overrides):
+    """A tiny agent's first iteration (device rollout, GAE, update): the buffers it wrote."""
+    monkeypatch.setattr(PPO, "FUSE", fuse)
+    cfg = build_config({**read_toml(packaged_config(algo, "CartPole")), "algo": algo,
+                        "env_id": env_id, "num_envs": 3, "num_steps": 6, "num_minibatches": 2,
+                        "update_epochs": 2, "hidden_sizes": [8], "seed": 3, **overrides})
+    envs = DeviceEnvs(device, env_id, cfg.num_envs, False, False, cfg.gamma)
+    n = cfg.update_epochs * cfg.num_minibatches
+    policy = ActorCritic(device, envs.spec.obs_dim, envs.single_action_space,
+                         list(cfg.hidden_sizes), cfg.activation, cfg.seed,
+                         max_batch=cfg.batch_size, norm_slots=n)
+    rollout = DeviceRollout(device, policy, envs, cfg.num_steps, cfg.num_envs,
+                            cfg.minibatch_size, n)
+    agent = {"ppo": PPO, "a2c": A2C}[algo](cfg, policy, rollout,
+                                           make_optimizer(cfg, policy.flat))
+    envs.reset(cfg.seed)
+    rollout.collect(envs, None, policy, cfg.seed, 0, 0)
+    rollout.compute_gae(cfg.gamma, cfg.gae_lambda)
+    agent.update(np.random.default_rng(0))
+    agent.update(np.random.default_rng(1))  # a second step: momentum and prev_update in play
+    flat = policy.flat
+    return {"params": flat.numpy(), "grads": flat.grad_numpy(),
+            "stats": device.read(agent.stats, n * 8), "norms": device.read(flat.norms, n),
+            "partials": device.read(flat.partials, n * flat.step_groups * 10)}
+
+
+@pytest.mark.parametrize("algo, env_id, overrides", [
+    ("ppo", "CartPole-v1", {}),
+    ("a2c", "CartPole-v1", {"update_epochs": 1, "num_minibatches": 1}),
+    ("ppo", "Pendulum-v1", {"nesterov": True, "weight_decay": 0.01}),
+])
+def test_one_fused_update_equals_separate_launches(device, monkeypatch, algo, env_id, overrides):
+    """The same check on one small iteration: quick enough for Oclgrind (README)."""
+    fused = _one_update(device, algo, env_id, True, monkeypatch, **overrides)
+    launches = _one_update(device, algo, env_id, False, monkeypatch, **overrides)
+    for name in fused:
+        np.testing.assert_array_equal(fused[name], launches[name], name)
+    assert np.any(fused["grads"] != 0)
