@@ -61,7 +61,8 @@ def _one_update(device, algo, env_id, fuse, monkeypatch, **overrides):
     monkeypatch.setattr(PPO, "FUSE", fuse)
     cfg = build_config({**read_toml(packaged_config(algo, "CartPole")), "algo": algo,
                         "env_id": env_id, "num_envs": 3, "num_steps": 6, "num_minibatches": 2,
-                        "update_epochs": 2, "hidden_sizes": [8], "seed": 3, **overrides})
+                        "update_epochs": 2, "hidden_sizes": [8], "seed": 3,
+                        **overrides})  # [20, 7]: wide, 4-wide and scalar tiles
     envs = DeviceEnvs(device, env_id, cfg.num_envs, False, False, cfg.gamma)
     n = cfg.update_epochs * cfg.num_minibatches
     policy = ActorCritic(device, envs.spec.obs_dim, envs.single_action_space,
@@ -85,7 +86,7 @@ def _one_update(device, algo, env_id, fuse, monkeypatch, **overrides):
 @pytest.mark.parametrize("algo, env_id, overrides", [
     ("ppo", "CartPole-v1", {}),
     ("a2c", "CartPole-v1", {"update_epochs": 1, "num_minibatches": 1}),
-    ("ppo", "Pendulum-v1", {"nesterov": True, "weight_decay": 0.01}),
+    ("ppo", "Pendulum-v1", {"nesterov": True, "weight_decay": 0.01, "hidden_sizes": [20, 7]}),
 ])
 def test_one_fused_update_equals_separate_launches(device, monkeypatch, algo, env_id, overrides):
     """The same check on one small iteration: quick enough for Oclgrind (README)."""

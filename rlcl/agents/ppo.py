@@ -54,6 +54,7 @@ class PPO:
             self.norm_lanes = dev.group_size(REDUCE_LOCAL_SIZE)  # clip_grad_norm_'s group
             self.fused_scratch = dev.local(4 * max(NUM_LOSS_STATS * L, self.norm_lanes))
             self.prepared = None  # the ppo_minibatch launch, prepared at the first update
+            self.weights_t = dev.empty(policy.flat.n)  # ppo_minibatch's W transposed
 
     def update(self, rng: np.random.Generator) -> dict:
         """Run the epochs over the current rollout; return host-side means of the stats."""
@@ -120,7 +121,7 @@ class PPO:
         flat = policy.flat
         return dev.prepare(
             "ppo_minibatch", flat.params, flat.grads, velocity, prev_update, flat.norms,
-            flat.partials, self.stats, policy.hidden, policy.obs_buffer,
+            flat.partials, self.stats, self.weights_t, policy.hidden, policy.obs_buffer,
             policy.outputs, policy.values, policy.d_outputs, policy.d_values,
             policy.d_log_std if policy.continuous else policy.d_values, ro.mb_actions,
             ro.mb_logp, ro.mb_adv, ro.mb_ret, ro.mb_val, ro.indices, ro.obs, ro.actions, ro.logp,

@@ -48,6 +48,37 @@ inline void ac_deltas_rows(__global float *hidden, __global const float *d_outpu
     }
 }
 
+/* ac_deltas_rows with the weights read from WT (the flat buffer's layout, each W stored
+ * transposed: ac_transpose_weights), through backward_input_rows_t: the same results. */
+inline void ac_deltas_rows_t(__global float *hidden, __global const float *d_outputs,
+                             __global const float *d_values, __global const float *wt,
+                             __global const int *table, int lpn, int B, int b, int net)
+{
+    const int nr = min(4, B - b);
+    __global const float *own = net ? d_values : d_outputs;
+    for (int l = (net + 1) * lpn - 1; l > net * lpn; l--) {
+        __global const int *t = table + l * AC_COLS;
+        const int in_act = table[(l - 1) * AC_COLS + COL_ACT];
+        backward_input_rows_t(hidden + t[COL_DIN_OFF], LAYER_OUT(t, COL_DOUT_OFF, own, hidden),
+                              hidden + t[COL_IN_OFF], wt + t[COL_W_OFF], b, nr, t[COL_N_IN],
+                              t[COL_N_OUT], in_act);
+    }
+}
+
+/* Work-item LID of W's share of WT[w_off + o IN + i] = W[w_off + i OUT + o] for the layers whose
+ * input deltas the backward pass needs (all but each network's first). */
+inline void ac_transpose_weights(__global float *wt, __global const float *params,
+                                 __global const int *table, int lpn, int lid, int W)
+{
+    for (int l = 0; l < 2 * lpn; l++) {
+        if (l == 0 || l == lpn) continue;
+        __global const int *t = table + l * AC_COLS;
+        const int off = t[COL_W_OFF], IN = t[COL_N_IN], OUT = t[COL_N_OUT];
+        for (int i = 0; i < IN; i++)
+            for (int o = lid; o < OUT; o += W) wt[off + o * IN + i] = params[off + i * OUT + o];
+    }
+}
+
 inline void ac_param_tile(__global float *grads, __global const float *hidden,
                           __global const float *obs, __global const float *d_outputs,
                           __global const float *d_values, __global const int *table, int lpn,

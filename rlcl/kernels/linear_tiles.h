@@ -171,6 +171,55 @@ inline void backward_input_rows(__global float *dinp, __global const float *dout
             backward_input_one(dinp, dout, inp, w, r, k, IN, OUT, in_act);
 }
 
+/* The same from WT, W transposed (OUT x IN, row-major, wt[o * IN + i] = W[i, o]): the sums
+ * run over o in the same order, but TILE_COLS or 4 inputs at a time read contiguous rows of WT
+ * instead of a column of W (ppo_update.cl transposes W once per minibatch). The raw sums are
+ * stored, then multiplied by act'(inp) one by one, as backward_input_one does. */
+inline void backward_input_rows_t(__global float *dinp, __global const float *dout,
+                                  __global const float *inp, __global const float *wt, int b,
+                                  int nr, int IN, int OUT, int in_act)
+{
+    int i = 0;
+    if (nr == 4) {
+        for (; i + TILE_COLS <= IN; i += TILE_COLS) {
+            floatw a0 = (floatw)(0.0f), a1 = a0, a2 = a0, a3 = a0;
+            for (int o = 0; o < OUT; o++) {
+                const floatw w = LOADW(wt + o * IN + i);
+                a0 += dout[b * OUT + o] * w;
+                a1 += dout[(b + 1) * OUT + o] * w;
+                a2 += dout[(b + 2) * OUT + o] * w;
+                a3 += dout[(b + 3) * OUT + o] * w;
+            }
+            STOREW(a0, ACT_IDENTITY, dinp + b * IN + i);
+            STOREW(a1, ACT_IDENTITY, dinp + (b + 1) * IN + i);
+            STOREW(a2, ACT_IDENTITY, dinp + (b + 2) * IN + i);
+            STOREW(a3, ACT_IDENTITY, dinp + (b + 3) * IN + i);
+        }
+        for (; i + 4 <= IN; i += 4) {
+            float4 a0 = (float4)(0.0f), a1 = a0, a2 = a0, a3 = a0;
+            for (int o = 0; o < OUT; o++) {
+                const float4 w = vload4(0, wt + o * IN + i);
+                a0 += dout[b * OUT + o] * w;
+                a1 += dout[(b + 1) * OUT + o] * w;
+                a2 += dout[(b + 2) * OUT + o] * w;
+                a3 += dout[(b + 3) * OUT + o] * w;
+            }
+            vstore4(a0, 0, dinp + b * IN + i);
+            vstore4(a1, 0, dinp + (b + 1) * IN + i);
+            vstore4(a2, 0, dinp + (b + 2) * IN + i);
+            vstore4(a3, 0, dinp + (b + 3) * IN + i);
+        }
+        for (int r = b; r < b + 4; r++)
+            for (int k = 0; k < i; k++) dinp[r * IN + k] *= activate_grad(inp[r * IN + k], in_act);
+    }
+    for (int r = b; r < b + nr; r++)
+        for (int k = i; k < IN; k++) {
+            float acc = 0.0f;
+            for (int o = 0; o < OUT; o++) acc += dout[r * OUT + o] * wt[o * IN + k];
+            dinp[r * IN + k] = acc * activate_grad(inp[r * IN + k], in_act);
+        }
+}
+
 /* -- backward params: dW[i,o] = sum_b inp[b,i] dout[b,o], dbias[o] = sum_b dout[b,o] -------- */
 /* The tile of rows j .. j + 3 of [W; bias] (row IN is the bias) and columns o .. o + 3. */
 inline void backward_params_tile4(__global float *grads, __global const float *dout,

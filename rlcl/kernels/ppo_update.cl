@@ -8,7 +8,8 @@
  *   gather_minibatch (rollout.h)            the minibatch rows
  *   ac_forward (actor_critic.h)             (row quad, network) items
  *   ppo_loss / ppo_loss_gaussian (loss.h)   stats row u, d(loss)/d(outputs)
- *   ac_backward_deltas, ac_backward_params  items, then tiles; column_sum for log_std
+ *   ac_backward_deltas, ac_backward_params  items (reading W transposed into wt, contiguous:
+ *                                           actor_critic.h), then tiles; column_sum
  *   the fault injection of issue 4          grads[0] = NaN when inject_nan
  *   sum_squares (optim.h)                   norms[u] over NORM_LANES virtual work-items: the
  *                                           separate launch's lanes and tree, whatever W is
@@ -33,7 +34,7 @@
 __kernel void ppo_minibatch(
     __global float *params, __global float *grads, __global float *velocity,
     __global float *prev_update, __global float *norms, __global float *partials,
-    __global float *stats,
+    __global float *stats, __global float *wt,
     /* the network's minibatch buffers (ActorCritic) and the minibatch (Rollout) */
     __global float *hidden, __global float *mb_obs, __global float *outputs,
     __global float *mb_values, __global float *d_outputs, __global float *d_values,
@@ -61,6 +62,7 @@ __kernel void ppo_minibatch(
         ac_forward_rows(hidden, outputs, mb_values, mb_obs, params, table, lpn, M,
                         4 * (it - net * quads), net);
     }
+    ac_transpose_weights(wt, params, table, lpn, lid, W);
     barrier(CLK_GLOBAL_MEM_FENCE);
     if (log_std_off >= 0)  /* uniform: every work-item takes the same branch */
         gaussian_loss(d_outputs, d_values, d_log_std, stats, u, outputs, mb_values, params,
@@ -75,8 +77,8 @@ __kernel void ppo_minibatch(
     barrier(CLK_GLOBAL_MEM_FENCE);
     for (int it = lid; it < 2 * quads; it += W) {
         const int net = it >= quads;
-        ac_deltas_rows(hidden, d_outputs, d_values, params, table, lpn, M,
-                       4 * (it - net * quads), net);
+        ac_deltas_rows_t(hidden, d_outputs, d_values, wt, table, lpn, M,
+                         4 * (it - net * quads), net);
     }
     barrier(CLK_GLOBAL_MEM_FENCE);
     for (int g = lid; g < n_tiles; g += W)
