@@ -12,7 +12,7 @@ import operator
 import sys
 from pathlib import Path
 
-from rlcl.checkpoint import DIVERGENCE
+from rlcl.checkpoint import DIVERGENCE, run_config_path
 from rlcl.diagnostics import SMOOTH_TAGS, THRESHOLDS
 from rlcl.errors import RlclError
 from rlcl.logger import read_scalars
@@ -22,8 +22,7 @@ OPS = {">": operator.gt, "<": operator.lt}
 
 def report(run_dir: Path) -> str:
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RlclError(f"no run folder at {run_dir}")
+    run_config_path(run_dir)  # the one "is this a run folder" check (rlcl/checkpoint.py)
     scalars = read_scalars(run_dir)
     if not scalars:
         raise RlclError(f"{run_dir} holds no TensorBoard events; is it an rlcl run folder?")

@@ -214,7 +214,8 @@ def test_unrecoverable_run_exits_3_and_keeps_last_good(tmp_path):
 def test_diagnose_bad_folder_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "rlcl.diagnose", str(tmp_path / "nope")],
                           capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and proc.stderr.strip().startswith("rlcl: error: no run folder")
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("rlcl: error: ")
+    assert "nope is not an rlcl run folder" in proc.stderr and len(proc.stderr.splitlines()) == 1
 
 
 @pytest.mark.parametrize("algo, update", [("ppo", 39), ("a2c", 5)])
