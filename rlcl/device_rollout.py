@@ -100,6 +100,9 @@ class DeviceRollout(Rollout):
                  num_envs: int, minibatch_size: int, num_updates: int):
         super().__init__(device, policy, num_steps, num_envs, minibatch_size, num_updates)
         self.ep_log = device.empty(2 * num_steps * num_envs)
+        # the actor's outputs at every stored step: the update's "before" logits for
+        # smooth/policy_churn, which the host path computes with a forward pass instead
+        self.outputs = device.empty(num_steps * num_envs * policy.n_outputs)
         self.ep_log_host = np.zeros((num_steps, num_envs, 2), np.float32)
         width = max(policy.obs_dim, policy.n_outputs, *policy.actor.sizes)
         self.width = width
@@ -111,7 +114,7 @@ class DeviceRollout(Rollout):
         """One rollout_classic launch; returns (None, the (global step, return, length) of
         every episode that ended, in step and env order, as the host path lists them)."""
         dev, b, N, T = self.device, envs.buffers, self.N, self.T
-        dev.launch("rollout_classic", (N,), (N,), self.obs, self.actions, self.logp,
+        dev.launch("rollout_classic", (N,), (N,), self.obs, self.actions, self.outputs, self.logp,
                    self.values, self.rewards, self.ends, self.trunc_values, self.ep_log,
                    b["state"], b["ints"], b["ep_acc"], b["obs_rms"], b["ret_rms"], b["ret_acc"],
                    policy.flat.params, policy.layers_buf, len(policy.actor.layers),

@@ -52,6 +52,7 @@ class Rollout:
         self.mb_adv = device.empty(minibatch_size)
         self.mb_ret = device.empty(minibatch_size)
         self.mb_val = device.empty(minibatch_size)
+        self.outputs = None  # the actor's outputs per stored step, where collect writes them
 
     def collect(self, envs, obs: np.ndarray, policy: ActorCritic, seed: int, iteration: int,
                 global_step: int) -> tuple[np.ndarray, list[tuple[int, float, int]]]:

@@ -156,3 +156,15 @@ def test_device_backend_refuses_other_envs_and_too_many_envs(device):
     with pytest.raises(ConfigError, match="at most"):
         DeviceEnvs(device, "CartPole-v1", device.device.max_work_group_size + 1, False, False,
                    0.99)
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_stored_actor_outputs_equal_the_update_forward(device, env_id):
+    """rollout.outputs (the "before" logits of smooth/policy_churn) are ac_forward's on the
+    stored observations, bit for bit, so the churn needs no forward pass of its own."""
+    envs, policy, rollout, _ = rollout_once(device, env_id, hidden=(20, 7))
+    A, B = policy.n_outputs, T * N
+    device.copy(policy.obs_buffer, rollout.obs, B * policy.obs_dim)
+    policy.evaluate(B)
+    np.testing.assert_array_equal(device.read(rollout.outputs, B * A),
+                                  device.read(policy.outputs, B * A))

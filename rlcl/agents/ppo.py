@@ -39,7 +39,9 @@ class PPO:
         # logits on the whole rollout before and after the update, for smooth/policy_churn
         B = cfg.batch_size
         self.churn = not policy.continuous
-        self.old_outputs = dev.empty(B * policy.n_outputs) if self.churn else None
+        self.old_outputs = None  # the logits before the update, when the rollout has none
+        if self.churn and rollout.outputs is None:
+            self.old_outputs = dev.empty(B * policy.n_outputs)
         self.momentum = None if cfg.optimizer == "adam" else cfg.momentum
         self.total_updates = 0  # over the run, for fault injection
         first = cfg.inject_nan_update
@@ -63,12 +65,13 @@ class PPO:
         ro.upload_indices(self.minibatch_order(rng))
         dev.launch("explained_variance", (L,), (L,), self.batch_stats, 0, ro.values,
                    ro.returns, B, self.scratch)
-        if self.churn:
+        if self.churn and self.old_outputs is not None:
             self._rollout_outputs(self.old_outputs)
         done = self._update_minibatches()
         if self.churn:
             self._rollout_outputs(None)
-            dev.launch("policy_churn", (L,), (L,), self.batch_stats, 2, self.old_outputs,
+            before = ro.outputs if self.old_outputs is None else self.old_outputs
+            dev.launch("policy_churn", (L,), (L,), self.batch_stats, 2, before,
                        policy.outputs, B, policy.n_outputs, self.scratch)
         return self._summarise(done)
 

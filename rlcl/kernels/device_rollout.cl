@@ -8,7 +8,8 @@
  *   (seed, STREAM_ENV_RESET), counter (n, episode)) and, at a time limit, V(normalise(final
  *   obs)) for the bootstrap (SB3 issue 633). Then row T: x and V(x) for GAE. Streams: the
  *   draws use key (seed, stream_act) as the host path's policy_act, resets (seed, stream_reset).
- *   Writes the rollout storage rows t * N + n exactly as rlcl/rollout.py's host path does, and
+ *   Writes the rollout storage rows t * N + n exactly as rlcl/rollout.py's host path does, the
+ *   actor's outputs there (outputs[row * A ..]: the logits the update's policy_churn compares), and
  *   ep_log[2 (t N + n)] = (return, length) of an episode that ended there (ends != 0).
  *
  * Normalisation (SB3 VecNormalize, as rlcl/envs.py's wrappers), float32 running statistics
@@ -29,7 +30,8 @@
 #include "device_rollout.h"
 
 __kernel void rollout_classic(
-    __global float *obs, __global uint *actions, __global float *logp, __global float *values,
+    __global float *obs, __global uint *actions, __global float *outputs, __global float *logp,
+    __global float *values,
     __global float *rewards, __global int *ends, __global float *trunc_values,
     __global float *ep_log, __global float *env_state, __global int *env_int,
     __global float *ep_acc, __global float *obs_rms, __global float *ret_rms,
@@ -40,7 +42,8 @@ __kernel void rollout_classic(
 {
     const int n = get_local_id(0);
     const int live = n < N;  /* every work-item reaches every barrier */
-    const int words = log_std_off >= 0 ? layers[(n_actor - 1) * 4 + 3] : 1;  /* per action */
+    const int A = layers[(n_actor - 1) * 4 + 3];  /* the actor's outputs */
+    const int words = log_std_off >= 0 ? A : 1;  /* per action */
     __local float *ha = scratch + n * 2 * width, *hb = ha + width;
     float s[CLASSIC_STATE_DIM] = {0}, raw[CLASSIC_MAX_OBS_DIM] = {0}, fin[CLASSIC_MAX_OBS_DIM];
     int steps = 0, episodes = 0;
@@ -66,9 +69,9 @@ __kernel void rollout_classic(
         int term = 0, trunc = 0;
         if (live) {
             load_input(ha, obs + row * D, D);
-            logp[row] = sample_action(actions + row * words, params, layers, n_actor, act,
-                                      log_std_off, seed, stream_act, (uint)n, (uint)t, iteration,
-                                      ha, hb);
+            logp[row] = sample_action(actions + row * words, outputs + row * A, params, layers,
+                                      n_actor, act, log_std_off, seed, stream_act, (uint)n,
+                                      (uint)t, iteration, ha, hb);
             term = classic_step(env_id, s, actions[row * words], &r);
             steps += 1;
             trunc = !term && steps >= max_steps;

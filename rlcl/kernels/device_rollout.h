@@ -64,14 +64,17 @@ inline float value_of(__global const float *params, __global const int *layers, 
 }
 
 /* Sample an action for the input in ha (policy.cl policy_act, or gaussian.cl
- * policy_act_gaussian when log_std_off >= 0), write its words to ACTION, return its log-prob. */
-inline float sample_action(__global uint *action, __global const float *params,
+ * policy_act_gaussian when log_std_off >= 0), write its words to ACTION and the actor's A
+ * outputs (logits or means) to OUTPUTS, return its log-prob. */
+inline float sample_action(__global uint *action, __global float *outputs,
+                           __global const float *params,
                            __global const int *layers, int n_actor, int act, int log_std_off,
                            uint seed, uint stream, uint n, uint t, uint iteration,
                            __local float *ha, __local float *hb)
 {
     const int A = layers[(n_actor - 1) * 4 + 3];
     __local float *out = forward_env(params, layers, 0, n_actor, act, ha, hb);
+    for (int j = 0; j < A; j++) outputs[j] = out[j];
     if (log_std_off >= 0) {
         float lp = 0.0f, eps[4];
         for (int j = 0; j < A; j++) {
