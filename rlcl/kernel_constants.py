@@ -21,7 +21,7 @@ NUM_LOSS_STATS = 8
 SMOOTH_STATS = 10
 # The optimizer steps' layout (optim.cl): work-group g takes the STEP_CHUNK coordinates from
 # g * STEP_CHUNK, its STEP_LANES work-items each every STEP_LANES-th of them.
-STEP_LANES, STEP_CHUNK = 16, 256
+STEP_LANES, STEP_CHUNK = 8, 256
 
 # How step t of env n ended, ends[t, n] of the rollout (rollout.cl gae).
 RUNNING, TERMINATED, TRUNCATED = 0, 1, 2

@@ -101,20 +101,8 @@ __kernel void ppo_minibatch(
     barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
     const float norm = norms[u];
     const bool skip = skip_step(norm, skip_above);
-    for (int g = lid; g < step_groups; g += W) {  /* sgd_step's work-group g, its lanes k */
-        float s[STEP_LANES][NUM_SMOOTH];
-        for (int k = 0; k < STEP_LANES; k++)
-            for (int j = 0; j < NUM_SMOOTH; j++) s[k][j] = 0.0f;
-        const int end = min(n, (g + 1) * STEP_CHUNK);
-        for (int i0 = g * STEP_CHUNK; i0 < end; i0 += STEP_LANES)
-            for (int k = 0; k < STEP_LANES; k++)
-                if (i0 + k < end)
-                    sgd_coord(params, grads, velocity, prev_update, i0 + k, norm, max_norm, skip,
-                              lr, momentum, dampening, weight_decay, nesterov, first, s[k]);
-        for (int j = 0; j < NUM_SMOOTH; j++) {  /* optim.cl write_partials' order */
-            float acc = 0.0f;
-            for (int k = 0; k < STEP_LANES; k++) acc += s[k][j];
-            partials[(u * step_groups + g) * NUM_SMOOTH + j] = acc;
-        }
-    }
+    for (int g = lid; g < step_groups; g += W)  /* sgd_step's work-group g */
+        sgd_group8(params, grads, velocity, prev_update, g, n, norm, max_norm, skip, lr, momentum,
+                   dampening, weight_decay, nesterov, first,
+                   partials + (u * step_groups + g) * NUM_SMOOTH);
 }
