@@ -180,7 +180,8 @@ def truncate_events(run_dir: Path, step: int) -> None:
         os.replace(tmp, path)
 
 
-ROLLOUT_KERNELS = ("policy_act", "policy_act_gaussian")  # what runs once per env step
+# what collects the rollout: once per env step on the host path, once per iteration on the device
+ROLLOUT_KERNELS = ("policy_act", "policy_act_gaussian", "rollout_classic", "rollout_classic_reset")
 
 
 def format_profile(wall: float, env_s: float, readback_s: float, kernels: dict) -> str:
