@@ -45,7 +45,8 @@ __kernel void ac_backward_deltas(__global float *hidden, __global const float *d
 {
     const int b = 4 * get_global_id(0);
     if (b < B)
-        ac_deltas_rows(hidden, d_outputs, d_values, params, table, lpn, B, b, get_global_id(1));
+        ac_deltas_rows(hidden, d_outputs, d_values, params, 0, table, lpn, B, b,
+                       get_global_id(1));
 }
 
 __kernel void ac_backward_params(__global float *grads, __global const float *hidden,

@@ -33,35 +33,26 @@ inline void ac_forward_rows(__global float *hidden, __global float *outputs,
     }
 }
 
+/* WEIGHTS is the flat parameter buffer, or with TRANSPOSED its copy with each W stored
+ * transposed (ac_transpose_weights, for contiguous reads: backward_input_rows_t); the results
+ * are the same bits. */
 inline void ac_deltas_rows(__global float *hidden, __global const float *d_outputs,
-                           __global const float *d_values, __global const float *params,
-                           __global const int *table, int lpn, int B, int b, int net)
+                           __global const float *d_values, __global const float *weights,
+                           int transposed, __global const int *table, int lpn, int B, int b,
+                           int net)
 {
     const int nr = min(4, B - b);
     __global const float *own = net ? d_values : d_outputs;
     for (int l = (net + 1) * lpn - 1; l > net * lpn; l--) {
         __global const int *t = table + l * AC_COLS;
         const int in_act = table[(l - 1) * AC_COLS + COL_ACT];
-        backward_input_rows(hidden + t[COL_DIN_OFF], LAYER_OUT(t, COL_DOUT_OFF, own, hidden),
-                            hidden + t[COL_IN_OFF], params + t[COL_W_OFF], b, nr, t[COL_N_IN],
-                            t[COL_N_OUT], in_act);
-    }
-}
-
-/* ac_deltas_rows with the weights read from WT (the flat buffer's layout, each W stored
- * transposed: ac_transpose_weights), through backward_input_rows_t: the same results. */
-inline void ac_deltas_rows_t(__global float *hidden, __global const float *d_outputs,
-                             __global const float *d_values, __global const float *wt,
-                             __global const int *table, int lpn, int B, int b, int net)
-{
-    const int nr = min(4, B - b);
-    __global const float *own = net ? d_values : d_outputs;
-    for (int l = (net + 1) * lpn - 1; l > net * lpn; l--) {
-        __global const int *t = table + l * AC_COLS;
-        const int in_act = table[(l - 1) * AC_COLS + COL_ACT];
-        backward_input_rows_t(hidden + t[COL_DIN_OFF], LAYER_OUT(t, COL_DOUT_OFF, own, hidden),
-                              hidden + t[COL_IN_OFF], wt + t[COL_W_OFF], b, nr, t[COL_N_IN],
-                              t[COL_N_OUT], in_act);
+        __global float *dinp = hidden + t[COL_DIN_OFF];
+        __global const float *dout = LAYER_OUT(t, COL_DOUT_OFF, own, hidden);
+        __global const float *inp = hidden + t[COL_IN_OFF], *w = weights + t[COL_W_OFF];
+        if (transposed)
+            backward_input_rows_t(dinp, dout, inp, w, b, nr, t[COL_N_IN], t[COL_N_OUT], in_act);
+        else
+            backward_input_rows(dinp, dout, inp, w, b, nr, t[COL_N_IN], t[COL_N_OUT], in_act);
     }
 }
 

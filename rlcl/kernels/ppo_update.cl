@@ -77,8 +77,8 @@ __kernel void ppo_minibatch(
     barrier(CLK_GLOBAL_MEM_FENCE);
     for (int it = lid; it < 2 * quads; it += W) {
         const int net = it >= quads;
-        ac_deltas_rows_t(hidden, d_outputs, d_values, wt, table, lpn, M,
-                         4 * (it - net * quads), net);
+        ac_deltas_rows(hidden, d_outputs, d_values, wt, 1, table, lpn, M,
+                       4 * (it - net * quads), net);
     }
     barrier(CLK_GLOBAL_MEM_FENCE);
     for (int g = lid; g < n_tiles; g += W)
