@@ -111,15 +111,18 @@ class PPO:
     def _minibatch_fused(self, u: int, inject: bool) -> None:
         """Update U in one ppo_minibatch launch: the same arithmetic, bit for bit."""
         cfg, policy, L = self.cfg, self.policy, self.reduce_size
-        velocity, prev_update, max_norm, skip_above, lr, *hyper, first = \
-            self.optimizer.fused_step(policy.flat, cfg.max_grad_norm, u)
-        if self.prepared is None:  # the arguments that never change, set once
-            self.prepared = self._prepare_fused(velocity, prev_update, max_norm, hyper)
+        velocity, prev_update, max_norm, skip_above, lr, momentum, dampening, weight_decay, \
+            nesterov, first = self.optimizer.fused_step(policy.flat, cfg.max_grad_norm, u)
+        if self.prepared is None:  # the buffers and sizes, set once
+            self.prepared = self._prepare_fused(velocity, prev_update, max_norm)
+        # the step's arguments: the launch sets only those that changed (Device.prepare);
+        # velocity and prev_update are buffers a rollback may replace
         self.prepared.launch((L,), (L,), u=u, skip_above=skip_above, lr=lr, first=first,
-                             inject_nan=int(inject), velocity=velocity,
-                             prev_update=prev_update)  # buffers a rollback may replace
+                             inject_nan=int(inject), velocity=velocity, prev_update=prev_update,
+                             momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                             nesterov=nesterov)
 
-    def _prepare_fused(self, velocity, prev_update, max_norm: float, hyper: list):
+    def _prepare_fused(self, velocity, prev_update, max_norm: float):
         cfg, dev, policy, ro = self.cfg, self.device, self.policy, self.rollout
         flat = policy.flat
         return dev.prepare(
@@ -132,8 +135,8 @@ class PPO:
             policy.n_param_tiles, flat.n, policy.obs_dim, policy.act_dim, policy.n_outputs,
             policy.log_std_off if policy.continuous else -1, cfg.minibatch_size, 0,
             cfg.clip_coef, int(cfg.clip_vloss), cfg.ent_coef, cfg.vf_coef, int(cfg.norm_adv),
-            self.PG_MODE, max_norm, self.norm_lanes, -1.0, 0.0, *hyper, 1, flat.step_groups, 0,
-            self.fused_scratch)
+            self.PG_MODE, max_norm, self.norm_lanes, -1.0, 0.0, 0.0, 0.0, 0.0, 0, 1,
+            flat.step_groups, 0, self.fused_scratch)
 
     def _rollout_outputs(self, copy_to) -> None:
         """Actor outputs on all rollout states (policy.outputs), copied to COPY_TO if given."""
