@@ -1,0 +1,149 @@
+"""Issue 12: the update and rollout kernels' achieved GFLOP/s beside the device's measured peak.
+
+    python benchmarks/roofline.py [--device SPEC] [--out benchmarks/roofline.md]
+
+Two shapes, on the CartPole device env: the shipped default (16x16, minibatches of 64) and SB3
+zoo's (64x64, one minibatch of 256). For each, one agent runs a few iterations under OpenCL
+profiling events, then the separate forward and backward kernels run on minibatch rows; a
+kernel's GFLOP/s is its FLOP count over its mean device time per launch. FLOP counts are the
+multiply-adds of the linear layers (2 per MAC, both networks), the part that scales:
+  ac_forward            2 M sum_l IN_l OUT_l
+  ac_backward_deltas    2 M sum_l IN_l OUT_l over layers past each network's first
+  ac_backward_params    2 M sum_l (IN_l + 1) OUT_l
+  ppo_minibatch         the three above (plus the loss and the step, not counted)
+  rollout_classic       2 (T + 1) N sum_l IN_l OUT_l (both networks' forward per env step)
+The peak comes from benchmarks/peak_flops.cl (independent float8 multiply-add chains, no fusion)
+on the same device: one work-group per compute unit, each of 1 work-item.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyopencl as cl
+
+from rlcl.agents.ppo import PPO
+from rlcl.config import build_config, packaged_config, read_toml
+from rlcl.device import Device
+from rlcl.device_rollout import DeviceEnvs, DeviceRollout
+from rlcl.policy import ActorCritic
+from rlcl.train import make_optimizer
+
+SHAPES = {
+    "default (16x16, M=64, 3x4 updates)": {},
+    "zoo (64x64, M=256, 20x1 updates)": {"hidden_sizes": [64, 64], "num_minibatches": 1,
+                                         "update_epochs": 20},
+}
+KERNELS = ("ppo_minibatch", "ac_forward", "ac_backward_deltas", "ac_backward_params",
+           "rollout_classic")
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        return next(line.split(":", 1)[1].strip() for line in out.splitlines()
+                    if line.startswith("Model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown"
+
+
+def peak_gflops(device: Device, iters: int = 100000) -> float:
+    source = (Path(__file__).parent / "peak_flops.cl").read_text()
+    kernel = cl.Program(device.context, source).build().peak_flops
+    units = device.device.max_compute_units
+    out = cl.Buffer(device.context, cl.mem_flags.WRITE_ONLY, 4 * units)
+    kernel(device.queue, (units,), (1,), out, np.int32(100)).wait()  # compile for the shape
+    best = 0.0
+    for _ in range(3):
+        t0 = time.perf_counter()
+        kernel(device.queue, (units,), (1,), out, np.int32(iters)).wait()
+        best = max(best, units * iters * 16 * 8 * 2 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def kernel_times(device: Device, overrides: dict, fuse: bool, iterations: int = 6):
+    """(name -> mean device seconds per launch, config, policy): the training kernels over
+    ITERATIONS iterations after one warm-up, then the separate forward and backward kernels
+    on minibatch rows."""
+    PPO.FUSE = fuse
+    cfg = build_config({**read_toml(packaged_config("ppo", "CartPole")), "seed": 0,
+                        **overrides})
+    envs = DeviceEnvs(device, cfg.env_id, cfg.num_envs, cfg.norm_obs, cfg.norm_reward,
+                      cfg.gamma)
+    n = cfg.update_epochs * cfg.num_minibatches
+    policy = ActorCritic(device, envs.spec.obs_dim, envs.single_action_space,
+                         list(cfg.hidden_sizes), cfg.activation, cfg.seed,
+                         max_batch=cfg.batch_size, norm_slots=n)
+    rollout = DeviceRollout(device, policy, envs, cfg.num_steps, cfg.num_envs,
+                            cfg.minibatch_size, n)
+    agent = PPO(cfg, policy, rollout, make_optimizer(cfg, policy.flat))
+    envs.reset(cfg.seed)
+    rng = np.random.default_rng(0)
+    for it in range(iterations + 1):
+        if it == 1:  # the first iteration compiles each launch shape
+            device.collect_profile()
+            device.kernel_times.clear()
+        rollout.collect(envs, None, policy, cfg.seed, it, 0)
+        rollout.compute_gae(cfg.gamma, cfg.gae_lambda)
+        agent.update(rng)
+    times = {name: seconds / launches
+             for name, (launches, seconds) in device.collect_profile().items()}
+    device.kernel_times.clear()  # the separate kernels on minibatch rows only (not the churn's)
+    for _ in range(50):
+        policy.evaluate(cfg.minibatch_size)
+        policy.backward(cfg.minibatch_size)
+    separate = {name: seconds / launches
+                for name, (launches, seconds) in device.collect_profile().items()}
+    return {**times, **separate}, cfg, policy
+
+
+def flops(cfg, policy) -> dict:
+    layers = policy.actor.layers + policy.critic.layers
+    firsts = {id(policy.actor.layers[0]), id(policy.critic.layers[0])}
+    macs = sum(layer.n_in * layer.n_out for layer in layers)
+    deltas = sum(layer.n_in * layer.n_out for layer in layers if id(layer) not in firsts)
+    params = sum((layer.n_in + 1) * layer.n_out for layer in layers)
+    M = cfg.minibatch_size
+    out = {"ac_forward": 2 * M * macs, "ac_backward_deltas": 2 * M * deltas,
+           "ac_backward_params": 2 * M * params,
+           "rollout_classic": 2 * (cfg.num_steps + 1) * cfg.num_envs * macs}
+    out["ppo_minibatch"] = out["ac_forward"] + out["ac_backward_deltas"] + out["ac_backward_params"]
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device")
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    device = Device(args.device, profile=True)
+    peak = peak_gflops(device)
+    lines = [f"{time.strftime('%Y-%m-%d %H:%M')}: {cpu_model()}, OpenCL device "
+             f"{device.device.name.strip()} ({device.device.max_compute_units} compute units, "
+             f"TILE_COLS {device.tile_cols}); measured peak {peak:.1f} GFLOP/s "
+             "(benchmarks/peak_flops.cl)", "",
+             "| shape | kernel | us per launch | GFLOP/s | fraction of peak |", "|---|---|---|---|---|"]
+    for shape, overrides in SHAPES.items():
+        times, cfg, policy = kernel_times(device, overrides, fuse=True)
+        counts = flops(cfg, policy)
+        for name in KERNELS:
+            if name in times:
+                rate = counts[name] / times[name] / 1e9
+                lines.append(f"| {shape} | {name} | {times[name] * 1e6:.1f} | {rate:.1f} | "
+                             f"{rate / peak:.0%} |")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        with open(args.out, "a") as fh:
+            fh.write("\n" + text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
