@@ -45,12 +45,15 @@ KERNELS = ("ppo_minibatch", "ac_forward", "ac_backward_deltas", "ac_backward_par
 
 
 def cpu_model() -> str:
+    """lscpu's model name, family and model (a VM may show only "AMD EPYC"), and AVX-512."""
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines()
-                    if line.startswith("Model name"))
-    except (OSError, StopIteration):
+    except OSError:
         return platform.processor() or "unknown"
+    info = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    get = lambda key: info.get(key, "?").strip()  # noqa: E731
+    avx = "AVX-512" if "avx512f" in get("Flags") else "AVX2" if "avx2" in get("Flags") else ""
+    return f"{get('Model name')} (family {get('CPU family')} model {get('Model')}, {avx})"
 
 
 def peak_gflops(device: Device, iters: int = 100000) -> float:
