@@ -31,9 +31,7 @@ import pyopencl as cl
 from rlcl.agents.ppo import PPO
 from rlcl.config import build_config, packaged_config, read_toml
 from rlcl.device import Device
-from rlcl.device_rollout import DeviceEnvs, DeviceRollout
-from rlcl.policy import ActorCritic
-from rlcl.train import make_optimizer
+from rlcl.train import make_agent
 
 SHAPES = {
     "default (16x16, M=64, 3x4 updates)": {},
@@ -77,15 +75,7 @@ def kernel_times(device: Device, overrides: dict, fuse: bool, iterations: int = 
     PPO.FUSE = fuse
     cfg = build_config({**read_toml(packaged_config("ppo", "CartPole")), "seed": 0,
                         **overrides})
-    envs = DeviceEnvs(device, cfg.env_id, cfg.num_envs, cfg.norm_obs, cfg.norm_reward,
-                      cfg.gamma)
-    n = cfg.update_epochs * cfg.num_minibatches
-    policy = ActorCritic(device, envs.spec.obs_dim, envs.single_action_space,
-                         list(cfg.hidden_sizes), cfg.activation, cfg.seed,
-                         max_batch=cfg.batch_size, norm_slots=n)
-    rollout = DeviceRollout(device, policy, envs, cfg.num_steps, cfg.num_envs,
-                            cfg.minibatch_size, n)
-    agent = PPO(cfg, policy, rollout, make_optimizer(cfg, policy.flat))
+    envs, policy, _, rollout, agent = make_agent(cfg, device)
     envs.reset(cfg.seed)
     rng = np.random.default_rng(0)
     for it in range(iterations + 1):

@@ -68,6 +68,30 @@ def make_optimizer(cfg: Config, flat):
                     weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
 
 
+def make_agent(cfg: Config, device: Device) -> tuple:
+    """CFG's envs, policy, optimizer, rollout storage and agent on DEVICE: (envs, policy,
+    optimizer, rollout, agent). Bad env ids or spaces fail here, before a run folder exists."""
+    if cfg.env_backend == "device":  # the classic-control envs as kernels (issue 11)
+        envs = DeviceEnvs(device, cfg.env_id, cfg.num_envs, cfg.norm_obs, cfg.norm_reward,
+                          cfg.gamma)
+    else:
+        envs = make_vec_env(cfg.env_id, cfg.num_envs, cfg.norm_obs, cfg.norm_reward, cfg.gamma)
+    obs_dim = int(envs.single_observation_space.shape[0])
+    num_updates = cfg.update_epochs * cfg.num_minibatches
+    policy = ActorCritic(device, obs_dim, envs.single_action_space, list(cfg.hidden_sizes),
+                         cfg.activation, cfg.seed, max_batch=max(cfg.batch_size, cfg.num_envs),
+                         norm_slots=num_updates)
+    optimizer = make_optimizer(cfg, policy.flat)
+    if cfg.env_backend == "device":
+        rollout = DeviceRollout(device, policy, envs, cfg.num_steps, cfg.num_envs,
+                                cfg.minibatch_size, num_updates)
+    else:
+        rollout = Rollout(device, policy, cfg.num_steps, cfg.num_envs, cfg.minibatch_size,
+                          num_updates)
+    agent = {"ppo": PPO, "a2c": A2C}[cfg.algo](cfg, policy, rollout, optimizer)
+    return envs, policy, optimizer, rollout, agent
+
+
 def make_scheduler(cfg: Config, optimizer):
     if cfg.lr_schedule == "constant":
         return ConstantLR(optimizer)
@@ -95,25 +119,9 @@ def train(cfg: Config, resume: Path | None = None) -> Result:
     episodes and the summary."""
     # SETUP ---------------------------------------------------------------------------------
     device = Device(cfg.device, profile=cfg.profile or os.environ.get("RLCL_PROFILE") == "1")
-    if cfg.env_backend == "device":  # the classic-control envs as kernels (issue 11)
-        envs = DeviceEnvs(device, cfg.env_id, cfg.num_envs, cfg.norm_obs, cfg.norm_reward,
-                          cfg.gamma)
-    else:  # bad env or spaces: fails here, before a run folder exists
-        envs = make_vec_env(cfg.env_id, cfg.num_envs, cfg.norm_obs, cfg.norm_reward, cfg.gamma)
-    obs_dim = int(envs.single_observation_space.shape[0])
-    num_updates = cfg.update_epochs * cfg.num_minibatches
-    policy = ActorCritic(device, obs_dim, envs.single_action_space, list(cfg.hidden_sizes),
-                         cfg.activation, cfg.seed, max_batch=max(cfg.batch_size, cfg.num_envs),
-                         norm_slots=num_updates)
-    optimizer = make_optimizer(cfg, policy.flat)
+    envs, policy, optimizer, rollout, agent = make_agent(cfg, device)
     scheduler = make_scheduler(cfg, optimizer)
-    if cfg.env_backend == "device":
-        rollout = DeviceRollout(device, policy, envs, cfg.num_steps, cfg.num_envs,
-                                cfg.minibatch_size, num_updates)
-    else:
-        rollout = Rollout(device, policy, cfg.num_steps, cfg.num_envs, cfg.minibatch_size,
-                          num_updates)
-    agent = {"ppo": PPO, "a2c": A2C}[cfg.algo](cfg, policy, rollout, optimizer)
+    obs_dim = policy.obs_dim
     rng = np.random.default_rng([cfg.seed, 0x5EED])  # minibatch permutations
     meta = {"config": cfg.to_dict(), "obs_dim": obs_dim, "act_dim": policy.act_dim,
             "n_params": policy.flat.n}

@@ -9,13 +9,10 @@ import numpy as np
 import pytest
 from helpers import big
 
-from rlcl.agents.a2c import A2C
 from rlcl.agents.ppo import PPO
 from rlcl.config import build_config, packaged_config, read_toml
-from rlcl.device_rollout import DeviceEnvs, DeviceRollout
 from rlcl.logger import read_scalars
-from rlcl.policy import ActorCritic
-from rlcl.train import make_optimizer, train
+from rlcl.train import make_agent, train
 
 CASES = {
     "ppo-cartpole": ("ppo", "CartPole", {}),
@@ -63,15 +60,8 @@ def _one_update(device, algo, env_id, fuse, monkeypatch, **overrides):
                         "env_id": env_id, "num_envs": 3, "num_steps": 6, "num_minibatches": 2,
                         "update_epochs": 2, "hidden_sizes": [8], "seed": 3,
                         **overrides})  # [20, 7]: wide, 4-wide and scalar tiles
-    envs = DeviceEnvs(device, env_id, cfg.num_envs, False, False, cfg.gamma)
+    envs, policy, _, rollout, agent = make_agent(cfg, device)
     n = cfg.update_epochs * cfg.num_minibatches
-    policy = ActorCritic(device, envs.spec.obs_dim, envs.single_action_space,
-                         list(cfg.hidden_sizes), cfg.activation, cfg.seed,
-                         max_batch=cfg.batch_size, norm_slots=n)
-    rollout = DeviceRollout(device, policy, envs, cfg.num_steps, cfg.num_envs,
-                            cfg.minibatch_size, n)
-    agent = {"ppo": PPO, "a2c": A2C}[algo](cfg, policy, rollout,
-                                           make_optimizer(cfg, policy.flat))
     envs.reset(cfg.seed)
     rollout.collect(envs, None, policy, cfg.seed, 0, 0)
     rollout.compute_gae(cfg.gamma, cfg.gae_lambda)
