@@ -250,7 +250,10 @@ class Device:
 
     def launch(self, name: str, global_size, local_size, *args) -> cl.Event:
         """Enqueue kernel NAME; scalars may be plain Python numbers."""
-        event = self.kernels[name](self.queue, global_size, local_size, *args)
+        return self._track(name, self.kernels[name](self.queue, global_size, local_size, *args))
+
+    def _track(self, name: str, event: cl.Event) -> cl.Event:
+        """With profiling on, keep EVENT for collect_profile (settled every 4096 launches)."""
         if self.profile:
             self._pending.append((name, event))
             if len(self._pending) >= 4096:
@@ -325,8 +328,5 @@ class PreparedKernel:
     def launch(self, global_size, local_size, **changed) -> cl.Event:
         for name, value in changed.items():
             self._set(self.index[name], value)
-        event = cl.enqueue_nd_range_kernel(self.device.queue, self.kernel, global_size,
-                                           local_size)
-        if self.device.profile:
-            self.device._pending.append((self.name, event))
-        return event
+        return self.device._track(self.name, cl.enqueue_nd_range_kernel(
+            self.device.queue, self.kernel, global_size, local_size))

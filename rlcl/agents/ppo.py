@@ -27,7 +27,7 @@ LOSS_STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fractio
 
 class PPO:
     PG_MODE = 0  # loss.cl: the clipped surrogate
-    FUSE = True  # one ppo_update launch where it applies (tests turn it off to compare)
+    FUSE = True  # one ppo_minibatch launch per update where it applies (tests: off, to compare)
 
     def __init__(self, cfg: Config, policy: ActorCritic, rollout: Rollout, optimizer):
         self.cfg, self.policy, self.rollout, self.optimizer = cfg, policy, rollout, optimizer
@@ -39,9 +39,10 @@ class PPO:
         # logits on the whole rollout before and after the update, for smooth/policy_churn
         B = cfg.batch_size
         self.churn = not policy.continuous
-        self.old_outputs = None  # the logits before the update, when the rollout has none
-        if self.churn and rollout.outputs is None:
-            self.old_outputs = dev.empty(B * policy.n_outputs)
+        # the device rollout stores them; the host path's are computed before each update
+        self.forward_before = self.churn and rollout.outputs is None
+        self.old_outputs = (dev.empty(B * policy.n_outputs) if self.forward_before
+                            else rollout.outputs)
         self.momentum = None if cfg.optimizer == "adam" else cfg.momentum
         self.total_updates = 0  # over the run, for fault injection
         first = cfg.inject_nan_update
@@ -65,13 +66,12 @@ class PPO:
         ro.upload_indices(self.minibatch_order(rng))
         dev.launch("explained_variance", (L,), (L,), self.batch_stats, 0, ro.values,
                    ro.returns, B, self.scratch)
-        if self.churn and self.old_outputs is not None:
+        if self.forward_before:
             self._rollout_outputs(self.old_outputs)
         done = self._update_minibatches()
         if self.churn:
             self._rollout_outputs(None)
-            before = ro.outputs if self.old_outputs is None else self.old_outputs
-            dev.launch("policy_churn", (L,), (L,), self.batch_stats, 2, before,
+            dev.launch("policy_churn", (L,), (L,), self.batch_stats, 2, self.old_outputs,
                        policy.outputs, B, policy.n_outputs, self.scratch)
         return self._summarise(done)
 

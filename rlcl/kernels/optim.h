@@ -71,6 +71,7 @@ inline void sgd_coord(__global float *params, __global const float *grads,
     accumulate(s, g, v_old, skip ? v_old : v, skip ? 0.0f : u, u_prev, theta,
                skip ? theta : theta_new);
 }
+
 #if STEP_LANES != 8
 #error "sgd_group8 runs the STEP_LANES lanes as one float8"
 #endif
@@ -89,63 +90,61 @@ inline void sgd_group8(__global float *params, __global const float *grads,
     const float scale = clip_scale(norm, max_norm);
     const int start = g * STEP_CHUNK, end = min(n, start + STEP_CHUNK);
     const bool has_v = !first && momentum != 0.0f;
-    {
-        float8 a0 = (float8)(0.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
-               a7 = a0, a8 = a0, a9 = a0;
-        for (int i = start; i < end; i += STEP_LANES) {
-            const int full = i + 8 <= end;
-            float8 theta, grad, v_old = (float8)(0.0f), u_prev;
+    float8 a0 = (float8)(0.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+           a7 = a0, a8 = a0, a9 = a0;
+    for (int i = start; i < end; i += STEP_LANES) {
+        const int full = i + 8 <= end;
+        float8 theta, grad, v_old = (float8)(0.0f), u_prev;
+        if (full) {
+            theta = vload8(0, params + i); grad = vload8(0, grads + i);
+            u_prev = vload8(0, prev_update + i);
+            if (has_v) v_old = vload8(0, velocity + i);
+        } else {  /* past `end` a lane adds +0.0: a sum from +0.0 stays as it was */
+            float t[8] = {0}, gs[8] = {0}, vs[8] = {0}, ps[8] = {0};
+            for (int c = 0; i + c < end; c++) {
+                t[c] = params[i + c]; gs[c] = grads[i + c]; ps[c] = prev_update[i + c];
+                if (has_v) vs[c] = velocity[i + c];
+            }
+            theta = vload8(0, t); grad = vload8(0, gs); v_old = vload8(0, vs);
+            u_prev = vload8(0, ps);
+        }
+        const float8 gr = grad * scale + weight_decay * theta;
+        float8 v = gr, d = gr;
+        if (momentum != 0.0f) {
+            v = first ? gr : momentum * v_old + (1.0f - dampening) * gr;
+            d = nesterov ? gr + momentum * v : v;
+        }
+        const float8 u = -lr * d, theta_new = theta + u;
+        if (!skip) {
             if (full) {
-                theta = vload8(0, params + i); grad = vload8(0, grads + i);
-                u_prev = vload8(0, prev_update + i);
-                if (has_v) v_old = vload8(0, velocity + i);
-            } else {  /* past `end` a lane adds +0.0: a sum from +0.0 stays as it was */
-                float t[8] = {0}, g4[8] = {0}, v4[8] = {0}, p4[8] = {0};
+                vstore8(theta_new, 0, params + i);
+                if (momentum != 0.0f) vstore8(v, 0, velocity + i);
+                vstore8(u, 0, prev_update + i);
+            } else {
+                float t[8], vs[8], us[8];
+                vstore8(theta_new, 0, t); vstore8(v, 0, vs); vstore8(u, 0, us);
                 for (int c = 0; i + c < end; c++) {
-                    t[c] = params[i + c]; g4[c] = grads[i + c]; p4[c] = prev_update[i + c];
-                    if (has_v) v4[c] = velocity[i + c];
-                }
-                theta = vload8(0, t); grad = vload8(0, g4); v_old = vload8(0, v4);
-                u_prev = vload8(0, p4);
-            }
-            const float8 gr = grad * scale + weight_decay * theta;
-            float8 v = gr, d = gr;
-            if (momentum != 0.0f) {
-                v = first ? gr : momentum * v_old + (1.0f - dampening) * gr;
-                d = nesterov ? gr + momentum * v : v;
-            }
-            const float8 u = -lr * d, theta_new = theta + u;
-            if (!skip) {
-                if (full) {
-                    vstore8(theta_new, 0, params + i);
-                    if (momentum != 0.0f) vstore8(v, 0, velocity + i);
-                    vstore8(u, 0, prev_update + i);
-                } else {
-                    float t[8], v4[8], u4[8];
-                    vstore8(theta_new, 0, t); vstore8(v, 0, v4); vstore8(u, 0, u4);
-                    for (int c = 0; i + c < end; c++) {
-                        params[i + c] = t[c];
-                        if (momentum != 0.0f) velocity[i + c] = v4[c];
-                        prev_update[i + c] = u4[c];
-                    }
+                    params[i + c] = t[c];
+                    if (momentum != 0.0f) velocity[i + c] = vs[c];
+                    prev_update[i + c] = us[c];
                 }
             }
-            const float8 uu = skip ? (float8)(0.0f) : u, vv = skip ? v_old : v;
-            const float8 tn = skip ? theta : theta_new;
-            a0 += uu * u_prev; a1 += uu * uu; a2 += u_prev * u_prev; a3 += gr * v_old;
-            a4 += gr * gr; a5 += v_old * v_old; a6 += vv * vv;
-            a7 += select((float8)(0.0f), (float8)(1.0f), uu * u_prev < 0.0f);
-            a8 += theta * theta;
-            a9 += select((float8)(1.0f), (float8)(0.0f), fabs(tn) <= FLT_MAX);  /* !isfinite */
         }
-        const float8 a[NUM_SMOOTH] = {a0, a1, a2, a3, a4, a5, a6, a7, a8, a9};
-        for (int j = 0; j < NUM_SMOOTH; j++) {  /* write_partials' order */
-            float lanes[8];
-            vstore8(a[j], 0, lanes);
-            float acc = 0.0f;
-            for (int c = 0; c < 8; c++) acc += lanes[c];
-            partial_row[j] = acc;
-        }
+        const float8 uu = skip ? (float8)(0.0f) : u, vv = skip ? v_old : v;
+        const float8 tn = skip ? theta : theta_new;
+        a0 += uu * u_prev; a1 += uu * uu; a2 += u_prev * u_prev; a3 += gr * v_old;
+        a4 += gr * gr; a5 += v_old * v_old; a6 += vv * vv;
+        a7 += select((float8)(0.0f), (float8)(1.0f), uu * u_prev < 0.0f);
+        a8 += theta * theta;
+        a9 += select((float8)(1.0f), (float8)(0.0f), fabs(tn) <= FLT_MAX);  /* !isfinite */
+    }
+    const float8 a[NUM_SMOOTH] = {a0, a1, a2, a3, a4, a5, a6, a7, a8, a9};
+    for (int j = 0; j < NUM_SMOOTH; j++) {  /* write_partials' order */
+        float lanes[8];
+        vstore8(a[j], 0, lanes);
+        float acc = 0.0f;
+        for (int c = 0; c < 8; c++) acc += lanes[c];
+        partial_row[j] = acc;
     }
 }
 #endif
