@@ -33,8 +33,7 @@ inline __local float *forward_env(__global const float *params, __global const i
             const floatw y = acc + LOADW(params + b_off + o);
             __local float *d = dst + o;
             STORE_RAW(y, d);
-            if (a != ACT_IDENTITY)
-                for (int q = 0; q < TILE_COLS / 4; q++) vstore4(activate4(vload4(q, d), a), q, d);
+            if (a != ACT_IDENTITY) ACTIVATE_W(d, a);
         }
         for (; o + 4 <= OUT; o += 4) {
             float4 acc = (float4)(0.0f);
