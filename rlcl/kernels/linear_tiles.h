@@ -115,6 +115,31 @@ inline void forward_tilew(__global float *out, __global const float *inp,
     STOREW(a3 + bias, act, out + (b + 3) * OUT + o);
 }
 
+/* Columns o and o + 1 (two: o + 1 < OUT; else o alone) of the four rows b .. b + 3, the rows
+ * in a float4: the narrow layers' tile (a policy head of 1-3 outputs, a value head). Each lane
+ * sums over i in forward_one's order, so the bits are its bits; the rows' inputs are a stride
+ * apart, a gather, but one chain of dependent adds now serves four (or eight) outputs. */
+inline void forward_rows4_narrow(__global float *out, __global const float *inp,
+                                 __global const float *params, int w_off, int b_off, int b,
+                                 int o, int IN, int OUT, int act, int two)
+{
+    float4 a0 = (float4)(0.0f), a1 = a0;
+    __global const float *x = inp + b * IN;
+    for (int i = 0; i < IN; i++) {
+        const float4 xi = (float4)(x[i], x[IN + i], x[2 * IN + i], x[3 * IN + i]);
+        a0 += xi * params[w_off + i * OUT + o];
+        if (two) a1 += xi * params[w_off + i * OUT + o + 1];
+    }
+    const float4 y0 = activate4(a0 + params[b_off + o], act);
+    out[b * OUT + o] = y0.x; out[(b + 1) * OUT + o] = y0.y;
+    out[(b + 2) * OUT + o] = y0.z; out[(b + 3) * OUT + o] = y0.w;
+    if (two) {
+        const float4 y1 = activate4(a1 + params[b_off + o + 1], act);
+        out[b * OUT + o + 1] = y1.x; out[(b + 1) * OUT + o + 1] = y1.y;
+        out[(b + 2) * OUT + o + 1] = y1.z; out[(b + 3) * OUT + o + 1] = y1.w;
+    }
+}
+
 /* All OUT outputs of rows b .. b + nr - 1 (nr <= 4), widest tiles first. */
 inline void forward_rows(__global float *out, __global const float *inp,
                          __global const float *params, int w_off, int b_off, int b, int nr,
@@ -126,6 +151,9 @@ inline void forward_rows(__global float *out, __global const float *inp,
             forward_tilew(out, inp, params, w_off, b_off, b, o, IN, OUT, act);
         for (; o + 4 <= OUT; o += 4)
             forward_tile4(out, inp, params, w_off, b_off, b, o, IN, OUT, act);
+        for (; o < OUT; o += 2)
+            forward_rows4_narrow(out, inp, params, w_off, b_off, b, o, IN, OUT, act,
+                                 o + 1 < OUT);
     }
     for (int r = b; r < b + nr; r++)
         for (int k = o; k < OUT; k++)
@@ -246,6 +274,25 @@ inline void backward_params_tile4(__global float *grads, __global const float *d
         vstore4(a1, 0, grads + w_off + (j + 1) * OUT + o);
         vstore4(a2, 0, grads + w_off + (j + 2) * OUT + o);
         vstore4(a3, 0, grads + w_off + (j + 3) * OUT + o);
+        return;
+    }
+    if (j + 4 <= IN) {
+        /* fewer than 4 columns (a narrow layer): the 4 weight rows in a float4 instead, two
+         * columns a pass; each lane sums over b in the scalar loop's order below */
+        for (int k = o; k < min(o + 4, OUT); k += 2) {
+            const int two = k + 1 < min(o + 4, OUT);
+            float4 a0 = (float4)(0.0f), a1 = a0;
+            for (int b = 0; b < B; b++) {
+                const float4 x = vload4(0, inp + b * IN + j);
+                a0 += x * dout[b * OUT + k];
+                if (two) a1 += x * dout[b * OUT + k + 1];
+            }
+            __global float *g = grads + w_off + j * OUT + k;
+            g[0] = a0.x; g[OUT] = a0.y; g[2 * OUT] = a0.z; g[3 * OUT] = a0.w;
+            if (two) {
+                g[1] = a1.x; g[OUT + 1] = a1.y; g[2 * OUT + 1] = a1.z; g[3 * OUT + 1] = a1.w;
+            }
+        }
         return;
     }
     for (int i = j; i <= min(j + 3, IN); i++)
