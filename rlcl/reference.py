@@ -24,6 +24,29 @@ def activate(x: np.ndarray, act: int) -> np.ndarray:
     return x
 
 
+# common.h tanh8's coefficients: x P(x^2) / Q(x^2), highest power first
+TANH_P = np.float32([float.fromhex(c) for c in (
+    "-0x1.7e4ccep-44", "0x1.d0416ep-35", "-0x1.5b77c8p-26", "0x1.7646f2p-17", "0x1.96d78ep-9",
+    "0x1.0bf5e8p-3", "1.0")])
+TANH_Q = np.float32([float.fromhex(c) for c in
+                     ("0x1.0afba4p-12", "0x1.915442p-6", "0x1.db5044p-2", "1.0")])
+
+
+def tanh32(x: np.ndarray) -> np.ndarray:
+    """common.h tanh8 in float32, the same operations in the same order: its bits, where
+    division is correctly rounded (the kernels' tanh; activate keeps the true one)."""
+    x = np.asarray(x, np.float32)
+    x2 = x * x
+    p, q = np.full_like(x, TANH_P[0]), np.full_like(x, TANH_Q[0])
+    for c in TANH_P[1:]:
+        p = p * x2 + c
+    for c in TANH_Q[1:]:
+        q = q * x2 + c
+    with np.errstate(over="ignore", invalid="ignore"):  # |x| >= 9 takes the other branch
+        r = (x * p) / q
+    return np.where(np.abs(x) >= np.float32(9.0), np.copysign(np.float32(1.0), x), r)
+
+
 def activate_grad(y: np.ndarray, act: int) -> np.ndarray:
     """Derivative in terms of the activation's output y (common.h activate_grad)."""
     if act == ACT_TANH:

@@ -148,7 +148,16 @@ inline void forward_rows(__global float *out, __global const float *inp,
     int o = 0;
     if (nr == 4) {
         for (; o + TILE_COLS <= OUT; o += TILE_COLS)
-            forward_tilew(out, inp, params, w_off, b_off, b, o, IN, OUT, act);
+            forward_tilew(out, inp, params, w_off, b_off, b, o, IN, OUT, ACT_IDENTITY);
+        /* then their activations, in one loop of independent float8s (or float4s) per row:
+         * a tile's eight tanh8s in a row waited on each other's divides (issue 12) */
+        if (act != ACT_IDENTITY)
+            for (int r = b; r < b + 4; r++) {
+                __global float *y = out + r * OUT;
+                int k = 0;
+                for (; k + 8 <= o; k += 8) vstore8(activate8(vload8(0, y + k), act), 0, y + k);
+                for (; k < o; k += 4) vstore4(activate4(vload4(0, y + k), act), 0, y + k);
+            }
         for (; o + 4 <= OUT; o += 4)
             forward_tile4(out, inp, params, w_off, b_off, b, o, IN, OUT, act);
         for (; o < OUT; o += 2)
