@@ -15,6 +15,14 @@
 #error "activation ids undefined: build through rlcl.device.Device (rlcl/kernel_constants.py)"
 #endif
 
+/* Eight floats from P + K as scalars that the compiler merges into one vector load (and the
+ * store likewise): PoCL 3.0 calls its vload8 / vstore8 out of line, slower than this. */
+#define LOAD8(p, k) (p)[k], (p)[k + 1], (p)[k + 2], (p)[k + 3], (p)[k + 4], (p)[k + 5], \
+                    (p)[k + 6], (p)[k + 7]
+#define STORE8(v, p, k, s0, s1, s2, s3, s4, s5, s6, s7)                                    \
+    (p)[k] = (v).s0; (p)[k + 1] = (v).s1; (p)[k + 2] = (v).s2; (p)[k + 3] = (v).s3;          \
+    (p)[k + 4] = (v).s4; (p)[k + 5] = (v).s5; (p)[k + 6] = (v).s6; (p)[k + 7] = (v).s7
+
 /* tanh, rlcl's own (issue 12): x P(x^2) / Q(x^2), a 13/6 odd rational function fitted to tanh
  * on [0, 9] (minimax of the relative error, 0.11 float32 ulp before rounding), evaluated by
  * Horner in float32: at most 6 ulp from the true tanh over every float, and +-1 from |x| >= 9,
@@ -37,10 +45,12 @@ inline float8 tanh8(float8 x)
     q = q * x2 + 0x1.915442p-6f;
     q = q * x2 + 0x1.db5044p-2f;
     q = q * x2 + 1.0f;
-    /* copysign(1, x) as bits, and ?: rather than select(): PoCL called those out of line,
-     * which cost more than the whole rational function */
-    const float8 one = as_float8((as_uint8(x) & 0x80000000u) | 0x3f800000u);
-    return fabs(x) >= 9.0f ? one : (x * p) / q;
+    /* |x| >= 9 ? copysign(1, x) : x p / q, all as bit operations: PoCL calls its fabs,
+     * copysign and select (and the ?: it lowers to select) out of line, at more cost than
+     * the whole rational function */
+    const uint8 sign = as_uint8(x) & 0x80000000u;
+    const int8 big = as_float8(as_uint8(x) ^ sign) >= 9.0f;  /* -1 where |x| >= 9 */
+    return as_float8((as_int8(sign | 0x3f800000u) & big) | (as_int8((x * p) / q) & ~big));
 }
 
 /* Every activation goes through activate8 (a float4 or a scalar in a float8's lanes), one

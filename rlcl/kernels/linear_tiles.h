@@ -28,11 +28,6 @@
  * style swizzles. So STOREW stores the sums, then activates them in place a float8 at a time
  * (ACTIVATE_W) with activate8, the tanh of every other kernel. Macros, not functions, for the
  * ABI. */
-#define LOAD8(p, k) (p)[k], (p)[k + 1], (p)[k + 2], (p)[k + 3], (p)[k + 4], (p)[k + 5], \
-                    (p)[k + 6], (p)[k + 7]
-#define STORE8(v, p, k, s0, s1, s2, s3, s4, s5, s6, s7)                                    \
-    (p)[k] = (v).s0; (p)[k + 1] = (v).s1; (p)[k + 2] = (v).s2; (p)[k + 3] = (v).s3;          \
-    (p)[k + 4] = (v).s4; (p)[k + 5] = (v).s5; (p)[k + 6] = (v).s6; (p)[k + 7] = (v).s7
 #define STOREW(v, act, p)                                                                    \
     do {                                                                                     \
         const floatw v_ = (v);                                                               \
@@ -44,7 +39,10 @@
  * (activate8: the float8 tanh costs half the float4's per value). */
 #if TILE_COLS >= 8
 #define ACTIVATE_W(p, act)                                                                   \
-    for (int q8_ = 0; q8_ < TILE_COLS / 8; q8_++) vstore8(activate8(vload8(q8_, p), act), q8_, p)
+    for (int q8_ = 0; q8_ < TILE_COLS; q8_ += 8) {                                           \
+        const float8 a8_ = activate8((float8)(LOAD8(p, q8_)), act);                          \
+        STORE8(a8_, p, q8_, s0, s1, s2, s3, s4, s5, s6, s7);                                 \
+    }
 #else
 #define ACTIVATE_W(p, act) vstore4(activate4(vload4(0, p), act), 0, p)
 #endif
@@ -155,7 +153,10 @@ inline void forward_rows(__global float *out, __global const float *inp,
             for (int r = b; r < b + 4; r++) {
                 __global float *y = out + r * OUT;
                 int k = 0;
-                for (; k + 8 <= o; k += 8) vstore8(activate8(vload8(0, y + k), act), 0, y + k);
+                for (; k + 8 <= o; k += 8) {  /* not vload8/vstore8: PoCL calls them */
+                    const float8 v = activate8((float8)(LOAD8(y, k)), act);
+                    STORE8(v, y, k, s0, s1, s2, s3, s4, s5, s6, s7);
+                }
                 for (; k < o; k += 4) vstore4(activate4(vload4(0, y + k), act), 0, y + k);
             }
         for (; o + 4 <= OUT; o += 4)

@@ -96,9 +96,9 @@ inline void sgd_group8(__global float *params, __global const float *grads,
         const int full = i + 8 <= end;
         float8 theta, grad, v_old = (float8)(0.0f), u_prev;
         if (full) {
-            theta = vload8(0, params + i); grad = vload8(0, grads + i);
-            u_prev = vload8(0, prev_update + i);
-            if (has_v) v_old = vload8(0, velocity + i);
+            theta = (float8)(LOAD8(params, i)); grad = (float8)(LOAD8(grads, i));
+            u_prev = (float8)(LOAD8(prev_update, i));
+            if (has_v) v_old = (float8)(LOAD8(velocity, i));
         } else {  /* past `end` a lane adds +0.0: a sum from +0.0 stays as it was */
             float t[8] = {0}, gs[8] = {0}, vs[8] = {0}, ps[8] = {0};
             for (int c = 0; i + c < end; c++) {
@@ -117,9 +117,9 @@ inline void sgd_group8(__global float *params, __global const float *grads,
         const float8 u = -lr * d, theta_new = theta + u;
         if (!skip) {
             if (full) {
-                vstore8(theta_new, 0, params + i);
-                if (momentum != 0.0f) vstore8(v, 0, velocity + i);
-                vstore8(u, 0, prev_update + i);
+                STORE8(theta_new, params, i, s0, s1, s2, s3, s4, s5, s6, s7);
+                if (momentum != 0.0f) { STORE8(v, velocity, i, s0, s1, s2, s3, s4, s5, s6, s7); }
+                STORE8(u, prev_update, i, s0, s1, s2, s3, s4, s5, s6, s7);
             } else {
                 float t[8], vs[8], us[8];
                 vstore8(theta_new, 0, t); vstore8(v, 0, vs); vstore8(u, 0, us);
