@@ -77,7 +77,10 @@ class FlatParams:
 
 def backward_param_tiles(n_in: int, n_out: int, tile_cols: int) -> int:
     """Work-items of one layer in actor_critic.cl ac_backward_params: 4 x TILE_COLS tiles of
-    [W; bias] when TILE_COLS (Device.tile_cols) divides OUT, else 4 x 4."""
+    [W; bias] when TILE_COLS (Device.tile_cols) divides OUT, 16 rows x all columns when OUT < 4
+    (linear_tiles.h backward_params_narrow), else 4 x 4."""
+    if n_out < 4:
+        return -(-(n_in + 1) // 16)
     cols = n_out // tile_cols if n_out % tile_cols == 0 else _quads(n_out)
     return cols * _quads(n_in + 1)
 

@@ -82,6 +82,11 @@ inline void ac_param_tile(__global float *grads, __global const float *hidden,
         LAYER_OUT(t, COL_DOUT_OFF, l < lpn ? d_outputs : d_values, hidden);
     __global const float *inp = LAYER_IN(t, obs, hidden);
     const int IN = t[COL_N_IN], OUT = t[COL_N_OUT], tile = g - t[COL_TILE_START];
+    if (OUT < 4) {  /* a narrow layer: tiles of 16 rows (rlcl/nn.py backward_param_tiles) */
+        backward_params_narrow(grads, dout, inp, t[COL_W_OFF], t[COL_B_OFF], 16 * tile, B, IN,
+                               OUT);
+        return;
+    }
     const int wide = OUT % TILE_COLS == 0;
     const int cols = wide ? OUT / TILE_COLS : (OUT + 3) / 4;
     /* tile - row * cols, not tile % cols: clang turns a div/rem pair into an LLVM freeze,

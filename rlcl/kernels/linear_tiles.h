@@ -318,6 +318,56 @@ inline void backward_params_tile4(__global float *grads, __global const float *d
         }
 }
 
+/* Rows j .. j + 15 of [W; bias] (row IN is the bias) and all OUT < 4 columns: a narrow layer
+ * (a policy or value head), whose 4 x 4 tiles hold one or two sums each, each a chain of B
+ * dependent adds. Here sixteen sums run side by side (four float4s of weight rows), a column
+ * at a time; every sum still runs over b in order, so the bits are the 4 x 4 tiles'. */
+inline void backward_params_narrow(__global float *grads, __global const float *dout,
+                                   __global const float *inp, int w_off, int b_off, int j,
+                                   int B, int IN, int OUT)
+{
+    const int blocks = clamp((IN - j) / 4, 0, 4);  /* float4 blocks of rows inside W */
+    for (int k = 0; k < OUT; k++) {
+        __global float *g = grads + w_off + j * OUT + k;
+        if (blocks == 4) {
+            float4 a0 = (float4)(0.0f), a1 = a0, a2 = a0, a3 = a0;
+            for (int b = 0; b < B; b++) {
+                __global const float *x = inp + b * IN + j;
+                const float d = dout[b * OUT + k];
+                a0 += (float4)(x[0], x[1], x[2], x[3]) * d;
+                a1 += (float4)(x[4], x[5], x[6], x[7]) * d;
+                a2 += (float4)(x[8], x[9], x[10], x[11]) * d;
+                a3 += (float4)(x[12], x[13], x[14], x[15]) * d;
+            }
+            const float4 acc[4] = {a0, a1, a2, a3};
+            for (int q = 0; q < 4; q++) {
+                g[4 * q * OUT] = acc[q].x; g[(4 * q + 1) * OUT] = acc[q].y;
+                g[(4 * q + 2) * OUT] = acc[q].z; g[(4 * q + 3) * OUT] = acc[q].w;
+            }
+        } else {
+            for (int q = 0; q < blocks; q++) {
+                float4 a = (float4)(0.0f);
+                for (int b = 0; b < B; b++) {
+                    __global const float *x = inp + b * IN + j + 4 * q;
+                    a += (float4)(x[0], x[1], x[2], x[3]) * dout[b * OUT + k];
+                }
+                g[4 * q * OUT] = a.x; g[(4 * q + 1) * OUT] = a.y;
+                g[(4 * q + 2) * OUT] = a.z; g[(4 * q + 3) * OUT] = a.w;
+            }
+        }
+        for (int i = j + 4 * blocks; i < min(j + 16, IN + 1); i++) {  /* the rest, the bias */
+            float acc = 0.0f;
+            if (i < IN) {
+                for (int b = 0; b < B; b++) acc += inp[b * IN + i] * dout[b * OUT + k];
+                grads[w_off + i * OUT + k] = acc;
+            } else {
+                for (int b = 0; b < B; b++) acc += dout[b * OUT + k];
+                grads[b_off + k] = acc;
+            }
+        }
+    }
+}
+
 /* The same for columns o .. o + TILE_COLS - 1 (o + TILE_COLS <= OUT). */
 inline void backward_params_tilew(__global float *grads, __global const float *dout,
                                   __global const float *inp, int w_off, int b_off, int j, int o,
