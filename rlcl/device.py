@@ -5,20 +5,23 @@ A :class:`Device` owns one context and one in-order queue. It builds every
 
 Device choice (``--device SPEC`` or the ``RLCL_DEVICE`` environment variable):
 
-* nothing: the first GPU of any platform (not the Oclgrind simulator), else PoCL's ``basic``
-  CPU device, else PoCL's ``pthread`` one, else the first device;
+* nothing: the first GPU of any platform (not the Oclgrind simulator), else one of PoCL's CPU
+  devices (``basic`` or ``pthread``, by the rule below), else the first device;
 * ``P:D``: device D of platform P, numbered as ``--device list`` prints them;
 * any other text: the first device whose platform name or version, or device name, contains it
   (case-insensitive), e.g. ``pthread``, ``basic``, ``oclgrind``, ``nvidia``.
 
 PoCL has two CPU devices, and rlcl asks for both (``POCL_DEVICES``, unless the user set it).
 ``basic`` runs each kernel on one core, in the thread that enqueued it; ``pthread`` spreads a
-kernel over all cores but hands every command to worker threads. rlcl's networks are small and
-the rollout waits for its actions at every env step, so the hand-offs cost more than the
-parallelism gains: on 2 cores a launch plus a blocking read takes 3 us on ``basic`` and 70-80 us
-on ``pthread``. PPO on CartPole trains 2.6x faster on ``basic`` with the shipped config, and
-as fast with SB3's 64x64 x 20 epochs (issue 6, benchmarks/bench_sb3.md). For wide networks
-on many cores, try ``--device pthread``. Both give bit-identical results.
+kernel's work-groups over all cores, while Python goes on, but hands every command to worker
+threads (a launch costs about 18 us there, 8 on ``basic``). The fused PPO / A2C update
+(kernels/ppo_update.cl) trains the actor and the critic in two work-groups, which ``pthread``
+runs at once. So the default rule weighs the run's update (``work``: FLOP of one minibatch
+update, train.update_flop): from PARALLEL_MIN_FLOP on, ``pthread``; below, ``basic``. Measured
+on 2 cores (issue 12, benchmarks/bench_zoo.md): SB3 zoo's 64x64 networks on 256-row minibatches
+(13 MFLOP) train about 20 % faster on ``pthread``; 64x64 on 64-128 rows (3-7 MFLOP) tie; the
+shipped CartPole configs (under 3) train 1.6-2.6x faster on ``basic``. Both devices give
+bit-identical results; ``--device`` overrides the rule.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from rlcl.errors import DeviceError
 # adds (kernel_constants, TILE_COLS) are not here: they do not change any result.
 BUILD_OPTIONS: tuple[str, ...] = ("-cl-std=CL1.2",)
 TILE_WIDTHS = (4, 8, 16)
+PARALLEL_MIN_FLOP = 8e6  # the default rule's threshold for PoCL pthread (see above)
 KERNEL_FILES = ("linear", "linear_x4", "actor_critic", "policy", "gaussian", "loss", "rollout",
                 "optim", "classic_envs", "device_rollout", "ppo_update")
 
@@ -94,8 +98,9 @@ def list_devices() -> str:
     return "\n".join(rows) if rows else "no OpenCL devices found"
 
 
-def choose_device(spec: str | None = None) -> cl.Device:
-    """Pick a device from SPEC, then ``RLCL_DEVICE``, then the default rule."""
+def choose_device(spec: str | None = None, work: float = 0.0) -> cl.Device:
+    """Pick a device from SPEC, then ``RLCL_DEVICE``, then the default rule (WORK: FLOP per
+    minibatch update, see the module docstring)."""
     spec = spec or os.environ.get("RLCL_DEVICE") or ""
     found = _devices()
     if not found:
@@ -110,6 +115,10 @@ def choose_device(spec: str | None = None) -> cl.Device:
                 return dev
         pocl = [dev for _, _, dev in found
                 if "portable computing language" in dev.platform.name.lower()]
+        wanted = "pthread" if work >= PARALLEL_MIN_FLOP else "basic"
+        for dev in pocl:
+            if dev.name.startswith(wanted):
+                return dev
         for dev in pocl:
             if dev.name.startswith("basic"):
                 return dev
@@ -144,8 +153,8 @@ class Device:
     e.g. for the tests that prove every width bit-identical."""
 
     def __init__(self, spec: str | None = None, profile: bool = False,
-                 tile_cols: int | None = None):
-        self.device = choose_device(spec)
+                 tile_cols: int | None = None, work: float = 0.0):
+        self.device = choose_device(spec, work)
         self.tile_cols = tile_cols or preferred_tile_cols(self.device)
         if self.tile_cols not in TILE_WIDTHS:
             raise ValueError(f"tile_cols must be one of {TILE_WIDTHS}, not {tile_cols}")

@@ -114,11 +114,22 @@ def new_run_dir(cfg: Config) -> Path:
     raise RuntimeError(f"cannot create a run folder next to {base}")
 
 
+def update_flop(cfg: Config) -> float:
+    """FLOP of one fused minibatch update (kernels/ppo_update.cl), for the default device rule
+    (rlcl/device.py): forward and two backward products of both networks' hidden layers, the
+    bulk of it at any width that matters. 0 where the update is not fused (Adam)."""
+    if cfg.optimizer == "adam":
+        return 0.0
+    h = cfg.hidden_sizes
+    return 2 * 3 * 2 * cfg.minibatch_size * sum(a * b for a, b in zip(h, h[1:]))
+
+
 def train(cfg: Config, resume: Path | None = None) -> Result:
     """Train CFG's agent (or continue the run in RESUME); write the run folder; return the
     episodes and the summary."""
     # SETUP ---------------------------------------------------------------------------------
-    device = Device(cfg.device, profile=cfg.profile or os.environ.get("RLCL_PROFILE") == "1")
+    device = Device(cfg.device, profile=cfg.profile or os.environ.get("RLCL_PROFILE") == "1",
+                    work=update_flop(cfg))
     envs, policy, optimizer, rollout, agent = make_agent(cfg, device)
     scheduler = make_scheduler(cfg, optimizer)
     obs_dim = policy.obs_dim

@@ -56,13 +56,12 @@ inline void ac_deltas_rows(__global float *hidden, __global const float *d_outpu
     }
 }
 
-/* Work-item LID of W's share of WT[w_off + o IN + i] = W[w_off + i OUT + o] for the layers whose
- * input deltas the backward pass needs (all but each network's first). */
+/* Work-item LID of W's share of WT[w_off + o IN + i] = W[w_off + i OUT + o] for the layers of
+ * network NET whose input deltas the backward pass needs (all but its first). */
 inline void ac_transpose_weights(__global float *wt, __global const float *params,
-                                 __global const int *table, int lpn, int lid, int W)
+                                 __global const int *table, int lpn, int net, int lid, int W)
 {
-    for (int l = 0; l < 2 * lpn; l++) {
-        if (l == 0 || l == lpn) continue;
+    for (int l = net * lpn + 1; l < (net + 1) * lpn; l++) {
         __global const int *t = table + l * AC_COLS;
         const int off = t[COL_W_OFF], IN = t[COL_N_IN], OUT = t[COL_N_OUT];
         for (int i = 0; i < IN; i++)

@@ -81,6 +81,14 @@ inline float activate_grad(float y, int act)
     return 1.0f;
 }
 
+/* Which half of a loss a call computes: both (the separate loss kernels), the policy's (its
+ * gradient and every statistic but the value loss) or the value's (its gradient and the value
+ * loss). ppo_update.cl runs the halves in two work-groups at once, one per network (issue 12);
+ * each statistic is its own tree, so either way it has the same bits. */
+#define LOSS_BOTH 0
+#define LOSS_POLICY 1
+#define LOSS_VALUE 2
+
 /* R[0] = the sum of R[0 .. n-1] (n a power of two) in the order of a halving tree: at stride
  * s = n/2, n/4, .. 1, R[i] += R[i + s] for i < s. Run by ONE work-item, so that the kernels
  * that fuse many phases (ppo_update.cl) hold no barrier inside a loop but the phase loop itself:

@@ -36,5 +36,5 @@ __kernel void ppo_loss(__global float *dlogits, __global float *dvalues, __globa
 {
     categorical_loss(dlogits, dvalues, stats, row, logits, values, actions, old_logp, advantages,
                      returns, old_values, M, A, clip_coef, clip_vloss, ent_coef, vf_coef,
-                     norm_adv, pg_mode, scratch);
+                     norm_adv, pg_mode, LOSS_BOTH, scratch);
 }

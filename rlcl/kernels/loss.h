@@ -79,7 +79,7 @@ inline float value_term(float v, float R, float old_v, float clip_coef, int clip
 /* All eight statistics in one fixed-order tree (sums for 0-4, max for 5-6, min for 7) into
  * stats[row * 8 ...], with no barrier loop: PoCL compiles many barrier loops very slowly.
  * scratch: 8 * L floats. */
-inline void write_loss_stats(loss_stats st, __global float *stats, int row, int M,
+inline void write_loss_stats(loss_stats st, __global float *stats, int row, int M, int part,
                              __local float *r)
 {
     const int lid = get_local_id(0), L = get_local_size(0);
@@ -95,8 +95,9 @@ inline void write_loss_stats(loss_stats st, __global float *stats, int row, int 
                 r[6 * L + i] = fmax(r[6 * L + i], r[6 * L + i + stride]);
                 r[7 * L + i] = fmin(r[7 * L + i], r[7 * L + i + stride]);
             }
-        for (int k = 0; k < NUM_LOSS_STATS; k++)
-            stats[row * NUM_LOSS_STATS + k] = k < 5 ? r[k * L] / M : r[k * L];
+        for (int k = 0; k < NUM_LOSS_STATS; k++)  /* part: common.h LOSS_BOTH .. */
+            if (part == LOSS_BOTH || (part == LOSS_VALUE) == (k == 1))
+                stats[row * NUM_LOSS_STATS + k] = k < 5 ? r[k * L] / M : r[k * L];
     }
     barrier(CLK_LOCAL_MEM_FENCE);  /* r is reused by the next call */
 }
@@ -108,12 +109,18 @@ inline void categorical_loss(__global float *dlogits, __global float *dvalues, _
                              __global const float *advantages, __global const float *returns,
                              __global const float *old_values, int M, int A, float clip_coef,
                              int clip_vloss, float ent_coef, float vf_coef, int norm_adv,
-                             int pg_mode, __local float *scratch)
+                             int pg_mode, int part, __local float *scratch)
 {
     const int lid = get_local_id(0), L = get_local_size(0);
     const float2 norm = advantage_norm(advantages, M, norm_adv, scratch);
     loss_stats st = loss_stats_init();
     for (int b = lid; b < M; b += L) {
+        if (part != LOSS_POLICY) {
+            const float dv = value_term(values[b], returns[b], old_values[b], clip_coef,
+                                        clip_vloss, &st);
+            dvalues[b] = vf_coef * dv / M;
+        }
+        if (part == LOSS_VALUE) continue;
         __global const float *z = logits + b * A;
         float m = z[0];
         for (int j = 1; j < A; j++) m = fmax(m, z[j]);
@@ -134,10 +141,8 @@ inline void categorical_loss(__global float *dlogits, __global float *dvalues, _
             dlogits[b * A + j] = (g_lp * (onehot - pj) + ent_coef * pj * (lpj + H)) / M;
         }
         st.h += H;
-        const float dv = value_term(values[b], returns[b], old_values[b], clip_coef, clip_vloss, &st);
-        dvalues[b] = vf_coef * dv / M;
     }
-    write_loss_stats(st, stats, row, M, scratch);
+    write_loss_stats(st, stats, row, M, part, scratch);
 }
 
 inline void gaussian_loss(__global float *dmean, __global float *dvalues,
@@ -148,7 +153,8 @@ inline void gaussian_loss(__global float *dmean, __global float *dvalues,
                           __global const float *advantages,
                           __global const float *returns, __global const float *old_values,
                           int M, int A, float clip_coef, int clip_vloss, float ent_coef,
-                          float vf_coef, int norm_adv, int pg_mode, __local float *scratch)
+                          float vf_coef, int norm_adv, int pg_mode, int part,
+                          __local float *scratch)
 {
     const int lid = get_local_id(0), L = get_local_size(0);
     const float2 norm = advantage_norm(advantages, M, norm_adv, scratch);
@@ -156,6 +162,12 @@ inline void gaussian_loss(__global float *dmean, __global float *dvalues,
     for (int j = 0; j < A; j++) H += 0.5f + HALF_LOG_2PI + params[log_std_off + j];
     loss_stats st = loss_stats_init();
     for (int b = lid; b < M; b += L) {
+        if (part != LOSS_POLICY) {
+            const float dv = value_term(values[b], returns[b], old_values[b], clip_coef,
+                                        clip_vloss, &st);
+            dvalues[b] = vf_coef * dv / M;
+        }
+        if (part == LOSS_VALUE) continue;
         float lp = 0.0f;
         for (int j = 0; j < A; j++)
             lp += gaussian_lp_term(actions[b * A + j], mean[b * A + j], params[log_std_off + j]);
@@ -168,10 +180,8 @@ inline void gaussian_loss(__global float *dmean, __global float *dvalues,
             dlog_std[b * A + j] = (g_lp * (z * z - 1.0f) - ent_coef) / M;
         }
         st.h += H;
-        const float dv = value_term(values[b], returns[b], old_values[b], clip_coef, clip_vloss, &st);
-        dvalues[b] = vf_coef * dv / M;
     }
-    write_loss_stats(st, stats, row, M, scratch);
+    write_loss_stats(st, stats, row, M, part, scratch);
 }
 
 #endif

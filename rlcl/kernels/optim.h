@@ -134,9 +134,11 @@ inline void sgd_group8(__global float *params, __global const float *grads,
         const float8 tn = skip ? theta : theta_new;
         a0 += uu * u_prev; a1 += uu * uu; a2 += u_prev * u_prev; a3 += gr * v_old;
         a4 += gr * gr; a5 += v_old * v_old; a6 += vv * vv;
-        a7 += select((float8)(0.0f), (float8)(1.0f), uu * u_prev < 0.0f);
+        /* 1.0f where a comparison holds, as bits: PoCL calls select() and fabs() out of line */
+        const int8 one = as_int8((float8)(1.0f));
+        a7 += as_float8(one & (uu * u_prev < 0.0f));
         a8 += theta * theta;
-        a9 += select((float8)(1.0f), (float8)(0.0f), fabs(tn) <= FLT_MAX);  /* !isfinite */
+        a9 += as_float8(one & ~(as_float8(as_uint8(tn) & 0x7fffffffu) <= FLT_MAX));  /* !isfinite */
     }
     const float8 a[NUM_SMOOTH] = {a0, a1, a2, a3, a4, a5, a6, a7, a8, a9};
     for (int j = 0; j < NUM_SMOOTH; j++) {  /* write_partials' order */

@@ -1,26 +1,35 @@
-/* ppo_update.cl: one PPO / A2C minibatch update in ONE launch (issue 11), where agents/ppo.py
- * otherwise makes six (gather, forward, loss, backward x2, clip sum) plus the optimizer step.
+/* ppo_update.cl: one PPO / A2C minibatch update in TWO launches (issues 11 and 12), where
+ * agents/ppo.py otherwise makes six (gather, forward, loss, backward x2, clip sum) plus the
+ * optimizer step.
  *
  * ppo_minibatch, update u of the iteration (minibatch rows idx[u M .. u M + M - 1] of the
- * rollout): the work-group runs the separate kernels' work phase after phase, a barrier between
- * phases, through the same functions in the same order, so its results equal theirs to the bit
- * (tests/test_ppo_update.py):
- *   gather_minibatch (rollout.h)            the minibatch rows
- *   ac_forward (actor_critic.h)             (row quad, network) items
- *   ppo_loss / ppo_loss_gaussian (loss.h)   stats row u, d(loss)/d(outputs)
+ * rollout): two work-groups, the actor's (group 0) and the critic's (group 1), each running its
+ * network's share of the separate kernels' work phase after phase, a barrier between phases,
+ * through the same functions in the same order, so its results equal theirs to the bit
+ * (tests/test_ppo_update.py). The networks share nothing until the gradient norm: the loss
+ * splits into the policy's half and the value's (common.h LOSS_POLICY / LOSS_VALUE), and each
+ * group writes only its own buffers (the critic gathers its own copy of the observations), so
+ * on a device that runs work-groups side by side (PoCL's pthread, a GPU) the two networks
+ * train at once.
+ *   gather_minibatch (rollout.h)            the minibatch rows its half of the loss reads
+ *   ac_forward (actor_critic.h)             (row quad) items of its network
+ *   ppo_loss / ppo_loss_gaussian (loss.h)   its half: stats row u, d(loss)/d(its outputs)
  *   ac_backward_deltas, ac_backward_params  items (reading W transposed into wt, contiguous:
- *                                           actor_critic.h), then tiles; column_sum
+ *                                           actor_critic.h), then its network's tiles;
+ *                                           the actor's also column_sum (log std)
+ * ppo_step, after it (one work-group):
  *   the fault injection of issue 4          grads[0] = NaN when inject_nan
  *   sum_squares (optim.h)                   norms[u] over NORM_LANES virtual work-items: the
  *                                           separate launch's lanes and tree, whatever W is
  *   sgd_step (optim.h)                      a work-item per step group (STEP_CHUNK contiguous
  *                                           coordinates), its STEP_LANES lanes in order, and
  *                                           the group's smoothness partial sums into row u
- * One launch per minibatch, not one for the whole iteration: PoCL 3.0 (LLVM 14) miscompiled
- * this body inside a loop over the minibatches (zero gradients; Oclgrind ran it correctly).
+ * Launches per minibatch, not for the whole iteration: PoCL 3.0 (LLVM 14) miscompiled the
+ * body inside a loop over the minibatches (zero gradients; Oclgrind ran it correctly).
  *
- * Launch: ONE work-group of W work-items, W = the loss's group size (a power of two: the loss
- *   reduces over the group). scratch: max(8 W, norm_lanes) floats.
+ * Launch: work-groups of W work-items, W = the loss's group size (a power of two: the loss
+ *   reduces over the group); ppo_minibatch two of them, ppo_step one.
+ *   scratch: max(8 W, norm_lanes) floats.
  * Optimizer: SGD / Momentum (torch.optim.SGD semantics; `first`: the run's very first step).
  *   Adam keeps the separate launches.
  * All buffers belong to one agent: an agent index would offset each pointer once at the top.
@@ -32,64 +41,70 @@
 #include "rollout.h"
 
 __kernel void ppo_minibatch(
-    __global float *params, __global float *grads, __global float *velocity,
-    __global float *prev_update, __global float *norms, __global float *partials,
-    __global float *stats, __global float *wt,
-    /* the network's minibatch buffers (ActorCritic) and the minibatch (Rollout) */
-    __global float *hidden, __global float *mb_obs, __global float *outputs,
-    __global float *mb_values, __global float *d_outputs, __global float *d_values,
-    __global float *d_log_std, __global uint *mb_actions, __global float *mb_logp,
-    __global float *mb_adv, __global float *mb_ret, __global float *mb_val,
+    __global float *grads, __global const float *params, __global float *stats,
+    __global float *wt,
+    /* the network's minibatch buffers (ActorCritic) and the minibatch (Rollout); critic_obs:
+     * the critic's copy of mb_obs */
+    __global float *hidden, __global float *mb_obs, __global float *critic_obs,
+    __global float *outputs, __global float *mb_values, __global float *d_outputs,
+    __global float *d_values, __global float *d_log_std, __global uint *mb_actions,
+    __global float *mb_logp, __global float *mb_adv, __global float *mb_ret,
+    __global float *mb_val,
     /* the rollout storage */
     __global const int *idx, __global const float *obs, __global const uint *actions,
     __global const float *logp, __global const float *advantages, __global const float *returns,
     __global const float *values,
-    __global const int *table, int lpn, int n_tiles, int n, int obs_dim, int act_dim, int A,
-    int log_std_off, int M,
-    int u, float clip_coef, int clip_vloss, float ent_coef, float vf_coef, int norm_adv, int pg_mode,
-    float max_norm, int norm_lanes, float skip_above, float lr, float momentum,
-    float dampening, float weight_decay, int nesterov, int first, int step_groups,
-    int inject_nan, __local float *scratch)
+    __global const int *table, int lpn, int n_tiles, int obs_dim, int act_dim, int A,
+    int log_std_off, int M, int u, float clip_coef, int clip_vloss, float ent_coef,
+    float vf_coef, int norm_adv, int pg_mode, __local float *scratch)
 {
-    const int lid = get_local_id(0), W = get_local_size(0);
-    const int quads = (M + 3) / 4;
+    const int lid = get_local_id(0), W = get_local_size(0), net = get_group_id(0);
+    const int part = net ? LOSS_VALUE : LOSS_POLICY, quads = (M + 3) / 4;
+    __global float *x = net ? critic_obs : mb_obs;
     for (int m = lid; m < M; m += W)
-        gather_row(mb_obs, mb_actions, mb_logp, mb_adv, mb_ret, mb_val, idx[u * M + m], m,
-                   obs, actions, logp, advantages, returns, values, obs_dim, act_dim);
+        gather_row(x, mb_actions, mb_logp, mb_adv, mb_ret, mb_val, idx[u * M + m], m, obs,
+                   actions, logp, advantages, returns, values, obs_dim, act_dim, part);
     barrier(CLK_GLOBAL_MEM_FENCE);
-    for (int it = lid; it < 2 * quads; it += W) {  /* no div/rem: see actor_critic.h */
-        const int net = it >= quads;
-        ac_forward_rows(hidden, outputs, mb_values, mb_obs, params, table, lpn, M,
-                        4 * (it - net * quads), net);
-    }
-    ac_transpose_weights(wt, params, table, lpn, lid, W);
+    for (int q = lid; q < quads; q += W)
+        ac_forward_rows(hidden, outputs, mb_values, x, params, table, lpn, M, 4 * q, net);
+    ac_transpose_weights(wt, params, table, lpn, net, lid, W);
     barrier(CLK_GLOBAL_MEM_FENCE);
+    /* the value's half normalises no advantages: it reads the rollout's (constant here)
+     * rather than mb_adv, which the actor's group is writing */
+    __global const float *adv = net ? advantages : mb_adv;
     if (log_std_off >= 0)  /* uniform: every work-item takes the same branch */
         gaussian_loss(d_outputs, d_values, d_log_std, stats, u, outputs, mb_values, params,
-                      log_std_off, (__global const float *)mb_actions, mb_logp, mb_adv,
-                      mb_ret, mb_val, M, A, clip_coef, clip_vloss, ent_coef, vf_coef,
-                      norm_adv, pg_mode, scratch);
+                      log_std_off, (__global const float *)mb_actions, mb_logp, adv, mb_ret,
+                      mb_val, M, A, clip_coef, clip_vloss, ent_coef, vf_coef, norm_adv, pg_mode,
+                      part, scratch);
     else
         categorical_loss(d_outputs, d_values, stats, u, outputs, mb_values,
-                         (__global const int *)mb_actions, mb_logp, mb_adv, mb_ret, mb_val,
-                         M, A, clip_coef, clip_vloss, ent_coef, vf_coef, norm_adv, pg_mode,
+                         (__global const int *)mb_actions, mb_logp, adv, mb_ret, mb_val, M, A,
+                         clip_coef, clip_vloss, ent_coef, vf_coef, norm_adv, pg_mode, part,
                          scratch);
     barrier(CLK_GLOBAL_MEM_FENCE);
-    for (int it = lid; it < 2 * quads; it += W) {
-        const int net = it >= quads;
-        ac_deltas_rows(hidden, d_outputs, d_values, wt, 1, table, lpn, M,
-                       4 * (it - net * quads), net);
-    }
+    for (int q = lid; q < quads; q += W)
+        ac_deltas_rows(hidden, d_outputs, d_values, wt, 1, table, lpn, M, 4 * q, net);
     barrier(CLK_GLOBAL_MEM_FENCE);
-    for (int g = lid; g < n_tiles; g += W)
-        ac_param_tile(grads, hidden, mb_obs, d_outputs, d_values, table, lpn, M, g);
-    if (log_std_off >= 0)
+    const int critic_tiles = table[lpn * AC_COLS + COL_TILE_START];
+    for (int g = (net ? critic_tiles : 0) + lid; g < (net ? n_tiles : critic_tiles); g += W)
+        ac_param_tile(grads, hidden, x, d_outputs, d_values, table, lpn, M, g);
+    if (!net && log_std_off >= 0)
         for (int j = lid; j < A; j += W) {  /* gaussian.cl column_sum */
             float acc = 0.0f;
             for (int r = 0; r < M; r++) acc += d_log_std[r * A + j];
             grads[log_std_off + j] = acc;
         }
-    barrier(CLK_GLOBAL_MEM_FENCE);
+}
+
+__kernel void ppo_step(
+    __global float *params, __global float *grads, __global float *velocity,
+    __global float *prev_update, __global float *norms, __global float *partials, int n, int u,
+    float max_norm, int norm_lanes, float skip_above, float lr, float momentum, float dampening,
+    float weight_decay, int nesterov, int first, int step_groups, int inject_nan,
+    __local float *scratch)
+{
+    const int lid = get_local_id(0), W = get_local_size(0);
     if (lid == 0 && inject_nan) grads[0] = NAN;
     barrier(CLK_GLOBAL_MEM_FENCE);
     for (int v = lid; v < norm_lanes; v += W) scratch[v] = lane_squares(grads, n, v, norm_lanes);

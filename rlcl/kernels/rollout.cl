@@ -57,7 +57,7 @@ __kernel void gather_minibatch(__global float *mb_obs, __global uint *mb_actions
     const int m = get_global_id(0);
     if (m >= M) return;
     gather_row(mb_obs, mb_actions, mb_logp, mb_adv, mb_ret, mb_val, idx[idx_off + m], m, obs,
-               actions, logp, advantages, returns, values, obs_dim, act_dim);
+               actions, logp, advantages, returns, values, obs_dim, act_dim, LOSS_BOTH);
 }
 
 __kernel void explained_variance(__global float *out, int slot, __global const float *values,
