@@ -118,13 +118,13 @@ class PPO:
         if self.prepared is None:  # the buffers and sizes, set once
             self.prepared = self._prepare_fused(max_norm)
         grads, step = self.prepared
-        grads.launch((2 * L,), (L,), u=u)  # a work-group per network
+        grads.launch((2 * L,), (L,), u=u, inject_nan=int(inject))  # a work-group per network
         # the step's arguments: the launch sets only those that changed (Device.prepare);
-        # velocity and prev_update are buffers a rollback may replace
-        step.launch((L,), (L,), u=u, skip_above=skip_above, lr=lr, first=first,
-                    inject_nan=int(inject), velocity=velocity, prev_update=prev_update,
-                    momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                    nesterov=nesterov)
+        # velocity and prev_update are buffers a rollback may replace. Two work-groups, each
+        # its half of the parameters (both compute the norm: ppo_update.cl)
+        step.launch((2 * L,), (L,), u=u, skip_above=skip_above, lr=lr, first=first,
+                    velocity=velocity, prev_update=prev_update, momentum=momentum,
+                    dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
 
     def _prepare_fused(self, max_norm: float):
         cfg, dev, policy, ro = self.cfg, self.device, self.policy, self.rollout
@@ -139,11 +139,11 @@ class PPO:
             policy.n_param_tiles, policy.obs_dim, policy.act_dim, policy.n_outputs,
             policy.log_std_off if policy.continuous else -1, cfg.minibatch_size, 0,
             cfg.clip_coef, int(cfg.clip_vloss), cfg.ent_coef, cfg.vf_coef, int(cfg.norm_adv),
-            self.PG_MODE, self.fused_scratch)
+            self.PG_MODE, 0, self.fused_scratch)
         step = dev.prepare(
             "ppo_step", flat.params, flat.grads, flat.grads, flat.grads, flat.norms,
             flat.partials, flat.n, 0, max_norm, self.norm_lanes, -1.0, 0.0, 0.0, 0.0, 0.0, 0, 1,
-            flat.step_groups, 0, self.fused_scratch)
+            flat.step_groups, self.fused_scratch)
         return grads, step
 
     def _rollout_outputs(self, copy_to) -> None:

@@ -17,18 +17,20 @@
  *   ac_backward_deltas, ac_backward_params  items (reading W transposed into wt, contiguous:
  *                                           actor_critic.h), then its network's tiles;
  *                                           the actor's also column_sum (log std)
- * ppo_step, after it (one work-group):
- *   the fault injection of issue 4          grads[0] = NaN when inject_nan
- *   sum_squares (optim.h)                   norms[u] over NORM_LANES virtual work-items: the
- *                                           separate launch's lanes and tree, whatever W is
- *   sgd_step (optim.h)                      a work-item per step group (STEP_CHUNK contiguous
- *                                           coordinates), its STEP_LANES lanes in order, and
- *                                           the group's smoothness partial sums into row u
+ *   the fault injection of issue 4          the actor's: grads[0] = NaN when inject_nan
+ * ppo_step, after it (any number of work-groups; two on pthread, one per core):
+ *   sum_squares (optim.h)                   the norm over NORM_LANES virtual work-items, by
+ *                                           every group: the separate launch's lanes and tree,
+ *                                           whatever W is; group 0 stores it in norms[u]
+ *   sgd_step (optim.h)                      the group's share of the step groups (STEP_CHUNK
+ *                                           contiguous coordinates each), a work-item per step
+ *                                           group, its STEP_LANES lanes in order, and the
+ *                                           group's smoothness partial sums into row u
  * Launches per minibatch, not for the whole iteration: PoCL 3.0 (LLVM 14) miscompiled the
  * body inside a loop over the minibatches (zero gradients; Oclgrind ran it correctly).
  *
  * Launch: work-groups of W work-items, W = the loss's group size (a power of two: the loss
- *   reduces over the group); ppo_minibatch two of them, ppo_step one.
+ *   reduces over the group); ppo_minibatch two of them, ppo_step two (any number works).
  *   scratch: max(8 W, norm_lanes) floats.
  * Optimizer: SGD / Momentum (torch.optim.SGD semantics; `first`: the run's very first step).
  *   Adam keeps the separate launches.
@@ -56,7 +58,7 @@ __kernel void ppo_minibatch(
     __global const float *values,
     __global const int *table, int lpn, int n_tiles, int obs_dim, int act_dim, int A,
     int log_std_off, int M, int u, float clip_coef, int clip_vloss, float ent_coef,
-    float vf_coef, int norm_adv, int pg_mode, __local float *scratch)
+    float vf_coef, int norm_adv, int pg_mode, int inject_nan, __local float *scratch)
 {
     const int lid = get_local_id(0), W = get_local_size(0), net = get_group_id(0);
     const int part = net ? LOSS_VALUE : LOSS_POLICY, quads = (M + 3) / 4;
@@ -95,28 +97,26 @@ __kernel void ppo_minibatch(
             for (int r = 0; r < M; r++) acc += d_log_std[r * A + j];
             grads[log_std_off + j] = acc;
         }
+    barrier(CLK_GLOBAL_MEM_FENCE);
+    if (!net && lid == 0 && inject_nan) grads[0] = NAN;  /* the actor's first weight */
 }
 
 __kernel void ppo_step(
     __global float *params, __global float *grads, __global float *velocity,
     __global float *prev_update, __global float *norms, __global float *partials, int n, int u,
     float max_norm, int norm_lanes, float skip_above, float lr, float momentum, float dampening,
-    float weight_decay, int nesterov, int first, int step_groups, int inject_nan,
-    __local float *scratch)
+    float weight_decay, int nesterov, int first, int step_groups, __local float *scratch)
 {
     const int lid = get_local_id(0), W = get_local_size(0);
-    if (lid == 0 && inject_nan) grads[0] = NAN;
-    barrier(CLK_GLOBAL_MEM_FENCE);
     for (int v = lid; v < norm_lanes; v += W) scratch[v] = lane_squares(grads, n, v, norm_lanes);
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (lid == 0) {
-        tree_sum(scratch, norm_lanes);
-        norms[u] = sqrt(scratch[0]);
-    }
-    barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
-    const float norm = norms[u];
+    if (lid == 0) tree_sum(scratch, norm_lanes);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const float norm = sqrt(scratch[0]);
+    const int wg = get_group_id(0), per = (step_groups + get_num_groups(0) - 1) / get_num_groups(0);
+    if (wg == 0 && lid == 0) norms[u] = norm;
     const bool skip = skip_step(norm, skip_above);
-    for (int g = lid; g < step_groups; g += W)  /* sgd_step's work-group g */
+    for (int g = wg * per + lid; g < min(step_groups, (wg + 1) * per); g += W)
         sgd_group8(params, grads, velocity, prev_update, g, n, norm, max_norm, skip, lr, momentum,
                    dampening, weight_decay, nesterov, first,
                    partials + (u * step_groups + g) * NUM_SMOOTH);
