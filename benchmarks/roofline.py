@@ -10,10 +10,15 @@ multiply-adds of the linear layers (2 per MAC, both networks), the part that sca
   ac_forward            2 M sum_l IN_l OUT_l
   ac_backward_deltas    2 M sum_l IN_l OUT_l over layers past each network's first
   ac_backward_params    2 M sum_l (IN_l + 1) OUT_l
-  ppo_minibatch         the three above (plus the loss and the step, not counted)
+  ppo_minibatch         the three above (plus the loss, not counted)
+  ppo_step              none counted (the norm and the optimizer step, elementwise)
+  update                ppo_minibatch's count over ppo_minibatch's and ppo_step's times: one
+                        whole minibatch update
   rollout_classic       2 (T + 1) N sum_l IN_l OUT_l (both networks' forward per env step)
-The peak comes from benchmarks/peak_flops.cl (independent float8 multiply-add chains, no fusion)
-on the same device: one work-group per compute unit, each of 1 work-item.
+The peak comes from benchmarks/peak_flops.cl (independent float8 multiply-add chains, no fusion;
+the best of several chain counts) on the same device: one work-group per compute unit, each of
+1 work-item. The table is for one core (the basic device, the kernels' own speed); the default
+device rule runs the zoo shape on pthread, both networks at once (rlcl/device.py).
 """
 
 from __future__ import annotations
@@ -38,8 +43,8 @@ SHAPES = {
     "zoo (64x64, M=256, 20x1 updates)": {"hidden_sizes": [64, 64], "num_minibatches": 1,
                                          "update_epochs": 20},
 }
-KERNELS = ("ppo_minibatch", "ac_forward", "ac_backward_deltas", "ac_backward_params",
-           "rollout_classic")
+KERNELS = ("update", "ppo_minibatch", "ppo_step", "ac_forward", "ac_backward_deltas",
+           "ac_backward_params", "rollout_classic")
 
 
 def cpu_model() -> str:
@@ -54,17 +59,22 @@ def cpu_model() -> str:
     return f"{get('Model name')} (family {get('CPU family')} model {get('Model')}, {avx})"
 
 
-def peak_gflops(device: Device, iters: int = 100000) -> float:
+def peak_gflops(device: Device, iters: int = 100000) -> tuple[float, int]:
+    """(best GFLOP/s, its chain count) of peak_flops.cl over a few chain counts, all compute
+    units busy."""
     source = (Path(__file__).parent / "peak_flops.cl").read_text()
-    kernel = cl.Program(device.context, source).build().peak_flops
     units = device.device.max_compute_units
     out = cl.Buffer(device.context, cl.mem_flags.WRITE_ONLY, 4 * units)
-    kernel(device.queue, (units,), (1,), out, np.int32(100)).wait()  # compile for the shape
-    best = 0.0
-    for _ in range(3):
-        t0 = time.perf_counter()
-        kernel(device.queue, (units,), (1,), out, np.int32(iters)).wait()
-        best = max(best, units * iters * 16 * 8 * 2 / (time.perf_counter() - t0) / 1e9)
+    best = (0.0, 0)
+    for chains in (8, 10, 12, 14, 16):
+        kernel = cl.Program(device.context, source).build(options=[f"-DCHAINS={chains}"])
+        kernel = kernel.peak_flops
+        kernel(device.queue, (units,), (1,), out, np.int32(100)).wait()  # compile the shape
+        for _ in range(3):
+            t0 = time.perf_counter()
+            kernel(device.queue, (units,), (1,), out, np.int32(iters)).wait()
+            rate = units * iters * chains * 8 * 2 / (time.perf_counter() - t0) / 1e9
+            best = max(best, (rate, chains))
     return best
 
 
@@ -116,17 +126,22 @@ def main() -> int:
     ap.add_argument("--out")
     args = ap.parse_args()
     device = Device(args.device, profile=True)
-    peak = peak_gflops(device)
+    peak, chains = peak_gflops(device)
     lines = [f"{time.strftime('%Y-%m-%d %H:%M')}: {cpu_model()}, OpenCL device "
              f"{device.device.name.strip()} ({device.device.max_compute_units} compute units, "
              f"TILE_COLS {device.tile_cols}); measured peak {peak:.1f} GFLOP/s "
-             "(benchmarks/peak_flops.cl)", "",
+             f"(benchmarks/peak_flops.cl, {chains} chains)", "",
              "| shape | kernel | us per launch | GFLOP/s | fraction of peak |", "|---|---|---|---|---|"]
     for shape, overrides in SHAPES.items():
         times, cfg, policy = kernel_times(device, overrides, fuse=True)
         counts = flops(cfg, policy)
+        if "ppo_minibatch" in times and "ppo_step" in times:
+            times["update"] = times["ppo_minibatch"] + times["ppo_step"]
+            counts["update"] = counts["ppo_minibatch"]
         for name in KERNELS:
-            if name in times:
+            if name in times and name not in counts:
+                lines.append(f"| {shape} | {name} | {times[name] * 1e6:.1f} | - | - |")
+            elif name in times:
                 rate = counts[name] / times[name] / 1e9
                 lines.append(f"| {shape} | {name} | {times[name] * 1e6:.1f} | {rate:.1f} | "
                              f"{rate / peak:.0%} |")

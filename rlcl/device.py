@@ -310,7 +310,7 @@ class Device:
 
 class PreparedKernel:
     """A kernel whose arguments stay set between launches, for a launch repeated many times
-    with a few arguments changing (agents/ppo.py's update, one launch per minibatch).
+    with a few arguments changing (agents/ppo.py's update, two launches per minibatch).
     pyopencl's invoker sets every argument at each call, about 20 us for ppo_minibatch's 60;
     here a launch sets only those named that changed: ``launch(global_size, local_size, u=3)``.
     Scalars go through ``Kernel._set_arg_buf``, the call pyopencl's own invokers make (0.2 us;

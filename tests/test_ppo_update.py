@@ -1,4 +1,4 @@
-"""The fused update (kernels/ppo_update.cl, one launch per minibatch) against the separate
+"""The fused update (kernels/ppo_update.cl, two launches per minibatch) against the separate
 launches it replaces (agents/ppo.py _minibatch_launches): whole short trainings must give the
 same episodes, parameters and logged statistics, bit for bit, for both heads, both algorithms,
 the SGD family's options, target_kl's early stop and the divergence guard's refused steps."""

@@ -156,12 +156,16 @@ def test_device_list(capsys):
     assert "0:0" in capsys.readouterr().out
 
 
-def test_pocl_basic_is_the_default_and_matches_pthread(tmp_path, monkeypatch):
-    """Issue 6: without a GPU the default is PoCL's basic device (no thread hand-offs); its
-    results are bit-identical to the pthread device's."""
+@pytest.mark.parametrize("overrides", [{}, {"hidden_sizes": [64, 64], "num_minibatches": 1,
+                                       "update_epochs": 4}], ids=["shipped", "64x64-M256"])
+def test_default_pocl_device_by_update_size_and_both_match(tmp_path, monkeypatch, overrides):
+    """Issues 6 and 12: without a GPU the default is PoCL's basic device for small updates,
+    pthread from PARALLEL_MIN_FLOP on (train.update_flop); both give bit-identical results, with
+    the update's two work-groups run side by side on pthread."""
     import pyopencl as cl
 
-    from rlcl.device import _devices, choose_device
+    from rlcl.device import PARALLEL_MIN_FLOP, _devices, choose_device
+    from rlcl.train import update_flop
 
     names = [dev.name for _, _, dev in _devices()]
     has_gpu = any(dev.type & cl.device_type.GPU and "oclgrind" not in dev.platform.name.lower()
@@ -171,7 +175,13 @@ def test_pocl_basic_is_the_default_and_matches_pthread(tmp_path, monkeypatch):
         pytest.skip("needs PoCL's basic and pthread devices and no GPU")
     monkeypatch.delenv("RLCL_DEVICE", raising=False)
     assert choose_device().name.startswith("basic")
-    runs = [train(short_config(tmp_path / d, total_timesteps=2048, device=d, eval_episodes=0))
+    assert choose_device(work=PARALLEL_MIN_FLOP - 1).name.startswith("basic")
+    assert choose_device(work=PARALLEL_MIN_FLOP).name.startswith("pthread")
+    zoo = short_config(tmp_path, hidden_sizes=[64, 64], num_envs=8, num_steps=32,
+                       num_minibatches=1)
+    assert update_flop(zoo) >= PARALLEL_MIN_FLOP > update_flop(short_config(tmp_path))
+    runs = [train(short_config(tmp_path / d, total_timesteps=2048, device=d, eval_episodes=0,
+                               **overrides))
             for d in ("basic", "pthread")]
     assert runs[0].episodes == runs[1].episodes and len(runs[0].episodes) > 20
     assert runs[0].summary["params_sha256"] == runs[1].summary["params_sha256"]
