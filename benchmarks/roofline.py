@@ -5,9 +5,10 @@
 Two shapes, on the CartPole device env: the shipped default (16x16, minibatches of 64) and SB3
 zoo's (64x64, one minibatch of 256). For each, one agent runs a few iterations under OpenCL
 profiling events, then the separate forward and backward kernels run on minibatch rows; a
-kernel's GFLOP/s is its FLOP count over its mean device time per launch. FLOP counts are the
+kernel's GFLOP/s is its FLOP count over its median device time per launch. FLOP counts are the
 multiply-adds of the linear layers (2 per MAC, both networks), the part that scales:
   ac_forward            2 M sum_l IN_l OUT_l
+  ac_transpose          none counted (a copy of W transposed, for the deltas)
   ac_backward_deltas    2 M sum_l IN_l OUT_l over layers past each network's first
   ac_backward_params    2 M sum_l (IN_l + 1) OUT_l
   ppo_minibatch         the three above (plus the loss, not counted)
@@ -43,8 +44,8 @@ SHAPES = {
     "zoo (64x64, M=256, 20x1 updates)": {"hidden_sizes": [64, 64], "num_minibatches": 1,
                                          "update_epochs": 20},
 }
-KERNELS = ("update", "ppo_minibatch", "ppo_step", "ac_forward", "ac_backward_deltas",
-           "ac_backward_params", "rollout_classic")
+KERNELS = ("update", "ppo_minibatch", "ppo_step", "ac_forward", "ac_transpose",
+           "ac_backward_deltas", "ac_backward_params", "rollout_classic")
 
 
 def cpu_model() -> str:
@@ -78,8 +79,17 @@ def peak_gflops(device: Device, iters: int = 100000) -> tuple[float, int]:
     return best
 
 
-def kernel_times(device: Device, overrides: dict, fuse: bool, iterations: int = 6):
-    """(name -> mean device seconds per launch, config, policy): the training kernels over
+def median_times(device: Device) -> dict:
+    """name -> the median device seconds of its launches since the last collect: this VM's
+    speed drifts by 20 % and more within a run, and a median keeps the slow stretches out."""
+    launches: dict[str, list[float]] = {}
+    for name, seconds in device.collect_launches():
+        launches.setdefault(name, []).append(seconds)
+    return {name: float(np.median(times)) for name, times in launches.items()}
+
+
+def kernel_times(device: Device, overrides: dict, fuse: bool, iterations: int = 12):
+    """(name -> median device seconds per launch, config, policy): the training kernels over
     ITERATIONS iterations after one warm-up, then the separate forward and backward kernels
     on minibatch rows."""
     PPO.FUSE = fuse
@@ -90,20 +100,15 @@ def kernel_times(device: Device, overrides: dict, fuse: bool, iterations: int = 
     rng = np.random.default_rng(0)
     for it in range(iterations + 1):
         if it == 1:  # the first iteration compiles each launch shape
-            device.collect_profile()
-            device.kernel_times.clear()
+            device.collect_launches()
         rollout.collect(envs, None, policy, cfg.seed, it, 0)
         rollout.compute_gae(cfg.gamma, cfg.gae_lambda)
         agent.update(rng)
-    times = {name: seconds / launches
-             for name, (launches, seconds) in device.collect_profile().items()}
-    device.kernel_times.clear()  # the separate kernels on minibatch rows only (not the churn's)
-    for _ in range(50):
+    times = median_times(device)  # the separate kernels on minibatch rows only (not the churn's)
+    for _ in range(100):
         policy.evaluate(cfg.minibatch_size)
         policy.backward(cfg.minibatch_size)
-    separate = {name: seconds / launches
-                for name, (launches, seconds) in device.collect_profile().items()}
-    return {**times, **separate}, cfg, policy
+    return {**times, **median_times(device)}, cfg, policy
 
 
 def flops(cfg, policy) -> dict:

@@ -273,14 +273,21 @@ class Device:
         """Kernel NAME as an object of its own with ARGS set once (see PreparedKernel)."""
         return PreparedKernel(self, name, cl.Kernel(self._programs[name], name), args)
 
-    def collect_profile(self) -> dict[str, list]:
-        """Add the finished launches' device times into kernel_times and return it."""
+    def collect_launches(self) -> list[tuple[str, float]]:
+        """(kernel name, device seconds) of each launch since the last collect, in order."""
+        launches = []
         for name, event in self._pending:
             event.wait()
+            launches.append((name, (event.profile.end - event.profile.start) * 1e-9))
+        self._pending.clear()
+        return launches
+
+    def collect_profile(self) -> dict[str, list]:
+        """Add the finished launches' device times into kernel_times and return it."""
+        for name, seconds in self.collect_launches():
             entry = self.kernel_times.setdefault(name, [0, 0.0])
             entry[0] += 1
-            entry[1] += (event.profile.end - event.profile.start) * 1e-9
-        self._pending.clear()
+            entry[1] += seconds
         return self.kernel_times
 
     @cached_property

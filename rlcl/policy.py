@@ -93,6 +93,7 @@ class ActorCritic:
                 table.append([row[col] for col in AC_COLUMNS])
                 tiles += backward_param_tiles(layer.n_in, layer.n_out, device.tile_cols)
         self.hidden = device.empty(end)
+        self.weights_t = device.empty(self.flat.n)  # W transposed, for the backward deltas
         self.ac_table = np.array(table, np.int32)
         self.ac_table_buf = device.upload(self.ac_table)
         self.n_param_tiles = tiles
@@ -149,8 +150,11 @@ class ActorCritic:
         deltas of every layer, then every parameter tile (actor_critic.cl); MLP.backward is
         the per-layer equivalent."""
         flat, dev = self.flat, self.device
+        dev.launch("ac_transpose", (64, 2), None, self.weights_t, flat.params, self.ac_table_buf,
+                   len(self.actor.layers))
         dev.launch("ac_backward_deltas", (-(-batch // 4), 2), None, self.hidden, self.d_outputs,
-                   self.d_values, flat.params, self.ac_table_buf, len(self.actor.layers), batch)
+                   self.d_values, self.weights_t, self.ac_table_buf, len(self.actor.layers),
+                   batch)
         dev.launch("ac_backward_params", (self.n_param_tiles,), None, flat.grads, self.hidden,
                    self.obs_buffer, self.d_outputs, self.d_values, self.ac_table_buf,
                    len(self.actor.layers), self.n_param_tiles, batch)

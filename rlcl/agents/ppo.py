@@ -57,7 +57,6 @@ class PPO:
             self.norm_lanes = dev.group_size(REDUCE_LOCAL_SIZE)  # clip_grad_norm_'s group
             self.fused_scratch = dev.local(4 * max(NUM_LOSS_STATS * L, self.norm_lanes))
             self.prepared = None  # the two launches, prepared at the first update
-            self.weights_t = dev.empty(policy.flat.n)  # ppo_minibatch's W transposed
             self.critic_obs = dev.empty(cfg.minibatch_size * policy.obs_dim)
 
     def update(self, rng: np.random.Generator) -> dict:
@@ -130,7 +129,7 @@ class PPO:
         cfg, dev, policy, ro = self.cfg, self.device, self.policy, self.rollout
         flat = policy.flat
         grads = dev.prepare(
-            "ppo_minibatch", flat.grads, flat.params, self.stats, self.weights_t, policy.hidden,
+            "ppo_minibatch", flat.grads, flat.params, self.stats, policy.weights_t, policy.hidden,
             policy.obs_buffer, self.critic_obs, policy.outputs, policy.values,
             policy.d_outputs, policy.d_values,
             policy.d_log_std if policy.continuous else policy.d_values, ro.mb_actions,

@@ -19,7 +19,10 @@
  *   COL_ACT          its output activation (ACT_IDENTITY for the last layer)
  *
  * ac_forward:         global (ceil(B / 4), 2): rows 4g .. 4g+3 of network n, all layers.
- * ac_backward_deltas: global (ceil(B / 4), 2): the same rows, deltas from the top layer down.
+ * ac_transpose:       global (any, 2): network n's weight matrices past its first, transposed
+ *   into WT (same offsets), so that the deltas read contiguous rows (issue 12).
+ * ac_backward_deltas: global (ceil(B / 4), 2): the same rows, deltas from the top layer down,
+ *   from ac_transpose's WT.
  *   A work-item reads only rows it wrote itself (or the shared input), so neither needs a
  *   barrier or a second launch per layer.
  * ac_backward_params: global (number of tiles): one 4 x TILE_COLS tile of one layer's
@@ -39,14 +42,20 @@ __kernel void ac_forward(__global float *hidden, __global float *outputs,
         ac_forward_rows(hidden, outputs, values, obs, params, table, lpn, B, b, get_global_id(1));
 }
 
+__kernel void ac_transpose(__global float *wt, __global const float *params,
+                           __global const int *table, int lpn)
+{
+    ac_transpose_weights(wt, params, table, lpn, get_global_id(1), get_global_id(0),
+                         get_global_size(0));
+}
+
 __kernel void ac_backward_deltas(__global float *hidden, __global const float *d_outputs,
-                                 __global const float *d_values, __global const float *params,
+                                 __global const float *d_values, __global const float *wt,
                                  __global const int *table, int lpn, int B)
 {
     const int b = 4 * get_global_id(0);
     if (b < B)
-        ac_deltas_rows(hidden, d_outputs, d_values, params, 0, table, lpn, B, b,
-                       get_global_id(1));
+        ac_deltas_rows(hidden, d_outputs, d_values, wt, 1, table, lpn, B, b, get_global_id(1));
 }
 
 __kernel void ac_backward_params(__global float *grads, __global const float *hidden,
