@@ -219,6 +219,17 @@ class Device:
         cl.enqueue_copy(self.queue, out, buffer, src_offset=offset * out.itemsize)
         return out
 
+    def read_many(self, *requests: tuple[cl.Buffer, int]) -> list[np.ndarray]:
+        """Blocking float32 copies of several (buffer, count) from element 0, with one wait:
+        on a device with worker threads (PoCL pthread) each blocking read is a round trip."""
+        outs, event = [], None
+        for buffer, count in requests:
+            outs.append(np.empty(int(count), np.float32))
+            event = cl.enqueue_copy(self.queue, outs[-1], buffer, is_blocking=False)
+        if event is not None:
+            event.wait()  # the queue is in order: the earlier copies are done too
+        return outs
+
     def write(self, buffer: cl.Buffer, array: np.ndarray, offset: int = 0) -> None:
         """Non-blocking copy of ARRAY to element OFFSET (ARRAY must outlive the copy)."""
         array = np.ascontiguousarray(array)

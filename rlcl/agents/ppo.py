@@ -168,19 +168,20 @@ class PPO:
         """Means over all minibatches of the iteration (not the last one), in float64, plus the
         smoothness and divergence figures (rlcl/diagnostics.py)."""
         dev, flat, c = self.device, self.policy.flat, self.cfg
-        rows = dev.read(self.stats, done * NUM_LOSS_STATS).reshape(done, NUM_LOSS_STATS)
-        rows = rows.astype(np.float64)
-        norms = dev.read(flat.norms, done).astype(np.float64)
-        sums = dev.read(flat.partials, done * flat.step_groups * SMOOTH_STATS)
+        rows, norms, sums, batch = dev.read_many(
+            (self.stats, done * NUM_LOSS_STATS), (flat.norms, done),
+            (flat.partials, done * flat.step_groups * SMOOTH_STATS), (self.batch_stats, 4))
+        rows = rows.reshape(done, NUM_LOSS_STATS).astype(np.float64)
+        norms32, norms = norms, norms.astype(np.float64)
         sums = sums.reshape(done, flat.step_groups, SMOOTH_STATS).astype(np.float64).sum(axis=1)
-        ev, var_returns, churn, tv = dev.read(self.batch_stats, 4).astype(np.float64)
+        ev, var_returns, churn, tv = batch.astype(np.float64)
         # one reduction per statistic kind, not one np.mean per column: numpy's per-call cost
         # is most of the host time of an A2C iteration (12,500 of them in a run)
         means, maxs = (rows.sum(axis=0) / done).tolist(), rows.max(axis=0).tolist()
         out = dict(zip(LOSS_STATS[:5], means))
         # which steps the guard refused on the device, one bool per update; and the step
         # counts are exact at the iteration's end (Adam's t)
-        refused = self.optimizer.settle()
+        refused = self.optimizer.settle({flat: norms32})
         skipped = int(refused.sum())
         postclip = np.minimum(norms, c.max_grad_norm) if c.max_grad_norm > 0 else norms
         out.update(approx_kl_max=maxs[5], ratio_max=maxs[6], ratio_min=float(rows[:, 7].min()),

@@ -91,17 +91,22 @@ class Optimizer:
         """Norm slots of P's steps launched since the last settle(), in order."""
         return [slot for q, slot, _ in self._launched if q is p]
 
-    def settle(self) -> np.ndarray:
+    def settle(self, norms_read: dict | None = None) -> np.ndarray:
         """Which of the steps launched since the last settle() the kernel refused: a bool per
         step, in launch order. Reads back the gradient norms (a few floats) only where a step
         could be refused, and brings step counts up to date (Adam's ``step``): torch never
-        counts a step it did not take (issue 10). The kernel compares in float32, so here too."""
+        counts a step it did not take (issue 10). The kernel compares in float32, so here too.
+        NORMS_READ: {flat params: the first slots of its norms buffer, float32}, which the
+        caller has just read, so as not to read them again."""
         launched, self._launched = self._launched, []
         refused = np.zeros(len(launched), bool)
         for p in {p for p, _, skip_above in launched if skip_above >= 0}:
             mine = [(i, slot, skip) for i, (q, slot, skip) in enumerate(launched) if q is p]
             index, slots, skips = (np.array(column) for column in zip(*mine))
-            norms = p.device.read(p.norms, p.norm_slots)[slots]  # one read per buffer
+            norms = (norms_read or {}).get(p)
+            if norms is None or len(norms) <= slots.max():
+                norms = p.device.read(p.norms, p.norm_slots)  # one read per buffer
+            norms = norms[slots]
             refused[index] = refused_steps(norms, skips)
         self._count_taken(launched, refused)
         return refused
