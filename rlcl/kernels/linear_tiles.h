@@ -266,6 +266,21 @@ inline void backward_input_rows_t(__global float *dinp, __global const float *do
 }
 
 /* -- backward params: dW[i,o] = sum_b inp[b,i] dout[b,o], dbias[o] = sum_b dout[b,o] -------- */
+/* One element: row I of [W; bias] (row IN is the bias), column K, summed over b in order. */
+inline void backward_param_one(__global float *grads, __global const float *dout,
+                               __global const float *inp, int w_off, int b_off, int i, int k,
+                               int B, int IN, int OUT)
+{
+    float acc = 0.0f;
+    if (i < IN) {
+        for (int b = 0; b < B; b++) acc += inp[b * IN + i] * dout[b * OUT + k];
+        grads[w_off + i * OUT + k] = acc;
+    } else {
+        for (int b = 0; b < B; b++) acc += dout[b * OUT + k];
+        grads[b_off + k] = acc;
+    }
+}
+
 /* The tile of rows j .. j + 3 of [W; bias] (row IN is the bias) and columns o .. o + 3. */
 inline void backward_params_tile4(__global float *grads, __global const float *dout,
                                   __global const float *inp, int w_off, int b_off, int j, int o,
@@ -306,16 +321,8 @@ inline void backward_params_tile4(__global float *grads, __global const float *d
         return;
     }
     for (int i = j; i <= min(j + 3, IN); i++)
-        for (int k = o; k < min(o + 4, OUT); k++) {
-            float acc = 0.0f;
-            if (i < IN) {
-                for (int b = 0; b < B; b++) acc += inp[b * IN + i] * dout[b * OUT + k];
-                grads[w_off + i * OUT + k] = acc;
-            } else {
-                for (int b = 0; b < B; b++) acc += dout[b * OUT + k];
-                grads[b_off + k] = acc;
-            }
-        }
+        for (int k = o; k < min(o + 4, OUT); k++)
+            backward_param_one(grads, dout, inp, w_off, b_off, i, k, B, IN, OUT);
 }
 
 /* Rows j .. j + 15 of [W; bias] (row IN is the bias) and all OUT < 4 columns: a narrow layer
@@ -355,16 +362,8 @@ inline void backward_params_narrow(__global float *grads, __global const float *
                 g[(4 * q + 2) * OUT] = a.z; g[(4 * q + 3) * OUT] = a.w;
             }
         }
-        for (int i = j + 4 * blocks; i < min(j + 16, IN + 1); i++) {  /* the rest, the bias */
-            float acc = 0.0f;
-            if (i < IN) {
-                for (int b = 0; b < B; b++) acc += inp[b * IN + i] * dout[b * OUT + k];
-                grads[w_off + i * OUT + k] = acc;
-            } else {
-                for (int b = 0; b < B; b++) acc += dout[b * OUT + k];
-                grads[b_off + k] = acc;
-            }
-        }
+        for (int i = j + 4 * blocks; i < min(j + 16, IN + 1); i++)  /* the rest, the bias */
+            backward_param_one(grads, dout, inp, w_off, b_off, i, k, B, IN, OUT);
     }
 }
 
