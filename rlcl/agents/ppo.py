@@ -27,7 +27,7 @@ LOSS_STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fractio
 
 class PPO:
     PG_MODE = 0  # loss.cl: the clipped surrogate
-    FUSE = True  # one ppo_minibatch launch per update where it applies (tests: off, to compare)
+    FUSE = True  # the fused launches (ppo_update.cl) where they apply (tests: off, to compare)
 
     def __init__(self, cfg: Config, policy: ActorCritic, rollout: Rollout, optimizer):
         self.cfg, self.policy, self.rollout, self.optimizer = cfg, policy, rollout, optimizer
