@@ -25,8 +25,8 @@
 
 /* tanh, rlcl's own (issue 12): x P(x^2) / Q(x^2), a 13/6 odd rational function fitted to tanh
  * on [0, 9] (minimax of the relative error, 0.11 float32 ulp before rounding), evaluated by
- * Horner in float32: at most 6 ulp from the true tanh over every float, and +-1 from |x| >= 9,
- * where tanh rounds to 1. PoCL's builtin took 1.1-2.2 ns a value, about a fifth of the whole
+ * Horner in float32: at most 6 ulp from the true tanh (measured on every third positive
+ * float32; the function is odd), and +-1 from |x| >= 9, infinities included. PoCL's builtin took 1.1-2.2 ns a value, about a fifth of the whole
  * update at 64x64; this is multiplies, adds and one divide, a few cycles per float8. Plain
  * IEEE operations (FP_CONTRACT OFF), so every width, scalar or vector, gives the same bits,
  * and so does its numpy twin (rlcl/reference.py tanh32) where division is correctly rounded.
