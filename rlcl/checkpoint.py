@@ -29,7 +29,8 @@ FORMAT_VERSION = 1
 # report.
 CONFIG, LATEST, FINAL, LAST_GOOD = "config.toml", "latest.npz", "final.npz", "last_good.npz"
 DIVERGENCE = "divergence.json"  # the guard's report
-EPISODES, SUMMARY = "episodes.csv", "summary.json"  # rlcl/logger.py, rlcl/train.py
+EPISODES, SUMMARY = "episodes.csv", "summary.json"  # rlcl/logger.py, rlcl/run.py
+POPULATION = "population.json"  # a population folder's index (rlcl/population.py)
 
 
 def checkpoint_path(run_dir: Path, name: str = LATEST) -> Path:

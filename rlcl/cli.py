@@ -9,11 +9,14 @@ divergence the guard could not recover from).
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlcl.checkpoint import resumable_checkpoint, run_config_path
-from rlcl.config import ALGOS, Config, build_config, packaged_config, parse_override, read_toml
+from rlcl.checkpoint import POPULATION, resumable_checkpoint, run_config_path
+from rlcl.config import (ALGOS, FIELDS, PER_AGENT_KEYS, Config, build_config, check_key,
+                         packaged_config, parse_override, read_toml)
 from rlcl.device import Device, list_devices
 from rlcl.envs import ALIASES, resolve_env
 from rlcl.errors import ConfigError
@@ -42,8 +45,74 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true",
                    help="list the algorithms, environment aliases and tuned configs")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR",
-                   help="continue RUN_DIR from its latest checkpoint to its configured total")
+                   help="continue RUN_DIR (a run or a population folder) from its latest "
+                        "checkpoint to its configured total")
+    p.add_argument("--seeds", metavar="SEEDS",
+                   help="train a population, one agent per seed: a range (0-63) or a list "
+                        "(0,5,9)")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="cross a per-agent hyperparameter's values with the seeds "
+                        "(repeatable; implies a population)")
     return p
+
+
+@dataclass
+class Command:
+    """What a command line asks for: CFG trained once, or (SEEDS, GRID given) a population of
+    agents with CFG as the base; RESUME: the run or population folder to continue."""
+
+    cfg: Config | None
+    resume: Path | None = None
+    seeds: list[int] | None = None
+    grid: dict[str, list] = field(default_factory=dict)
+    device: str | None = None  # a resumed population's --device and --no-progress
+    no_progress: bool = False
+
+    @property
+    def population(self) -> bool:
+        return self.seeds is not None
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0-63``, ``0,5,9`` or both (``0-3,7``): distinct seeds >= 0, in the order given."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, dash, hi = part.strip().partition("-")
+            first, last = int(lo), int(hi) if dash else int(lo)
+            if first < 0 or last < first:
+                raise ValueError
+            seeds.extend(range(first, last + 1))
+    except ValueError:
+        raise ConfigError(f"--seeds takes a range (0-63) or a list (0,5,9) of seeds >= 0, got "
+                          f"{text!r}") from None
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {text!r} names a seed twice")
+    return seeds
+
+
+def parse_grid(items: list[str]) -> dict[str, list]:
+    """``KEY=V1,V2`` per item: the values of each per-agent key (config.PER_AGENT_KEYS)."""
+    grid: dict[str, list] = {}
+    for text in items:
+        key, sep, raw = text.partition("=")
+        key = key.strip()
+        if not sep or not raw.strip():
+            raise ConfigError(f"--grid takes KEY=V1,V2,..., got {text!r}")
+        if key in grid:
+            raise ConfigError(f"--grid names {key} twice; give all its values at once")
+        if key == "seed":
+            raise ConfigError("the seeds of a population come from --seeds, not --grid")
+        if key not in PER_AGENT_KEYS:
+            if key in FIELDS:
+                raise ConfigError(f"{key} cannot vary across a population: it fixes the shapes, "
+                                  f"kernels or plumbing all agents share; set one value with "
+                                  f"--set (--grid varies {', '.join(PER_AGENT_KEYS)})")
+            check_key(key)  # an unknown key: its one-line message
+        grid[key] = [parse_override(f"{key}={v}")[1] for v in raw.split(",")]
+        if len(set(map(repr, grid[key]))) != len(grid[key]):
+            raise ConfigError(f"--grid {key} lists a value twice")
+    return grid
 
 
 def resume_config(run_dir: Path, args: argparse.Namespace) -> Config:
@@ -98,19 +167,43 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return build_config(values)
 
 
-def parse_command(argv: list[str] | None = None) -> tuple[Config | None, Path | None]:
-    """(config, run folder to resume or None) for ARGV; (None, None) when the command only
-    prints (--list, --device list). The device is checked here, before any run folder."""
+def parse_command(argv: list[str] | None = None) -> Command:
+    """What ARGV asks for; a Command with no config when it only prints (--list, --device
+    list). The device, and every agent's config, is checked here, before any run folder."""
     args = build_parser().parse_args(argv)
     if args.device == "list":
         print(list_devices())
-        return None, None
+        return Command(None)
     if args.list:
         print(describe_choices())
-        return None, None
-    cfg = resume_config(args.resume, args) if args.resume is not None else config_from_args(args)
+        return Command(None)
+    if args.resume is not None:
+        if args.seeds is not None or args.grid:
+            raise ConfigError("--resume continues a folder as it was started: drop --seeds "
+                              "and --grid")
+        if (args.resume / POPULATION).is_file():
+            # rlcl/population.py reads the rest from the folder
+            return Command(None, args.resume, seeds=[], device=args.device,
+                           no_progress=args.no_progress)
+        cfg = resume_config(args.resume, args)
+        Device(cfg.device)  # fail on a bad device before a run folder is made
+        return Command(cfg, args.resume)
+    cfg = config_from_args(args)
+    command = Command(cfg)
+    if args.seeds is not None or args.grid:
+        if args.seed is not None:
+            raise ConfigError("--seed trains one agent; a population takes --seeds")
+        command.seeds = parse_seeds(args.seeds) if args.seeds is not None else [cfg.seed]
+        command.grid = parse_grid(args.grid)
+        for values in grid_points(command.grid):  # every agent's config is valid
+            build_config({**cfg.to_dict(), **values})
     Device(cfg.device)  # fail on a bad device before a run folder is made
-    return cfg, args.resume
+    return command
+
+
+def grid_points(grid: dict[str, list]) -> list[dict]:
+    """Every combination of the grid's values, the first key varying slowest."""
+    return [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
 
 
 def print_summary(result) -> None:

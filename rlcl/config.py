@@ -153,6 +153,14 @@ NON_NEGATIVE = ("learning_rate", "clip_coef", "ent_coef", "vf_coef", "max_grad_n
                 "target_kl", "weight_decay", "lr_min", "eval_episodes", "seed",
                 "guard_max_skips", "guard_max_rollbacks", "inject_nan_repeat", "checkpoint_every")
 UNIT_INTERVAL = ("gamma", "gae_lambda")
+# What may differ between the agents of a population (``--grid``, issue 13): per-agent scalars
+# of the loss, the optimizer, the schedule, the advantage and the guard. Every other key fixes
+# the shapes, the kernels or the run's plumbing that all agents share.
+PER_AGENT_KEYS = ("learning_rate", "momentum", "nesterov", "weight_decay", "lr_schedule",
+                  "lr_min", "clip_coef", "clip_vloss", "vf_coef", "ent_coef", "max_grad_norm",
+                  "norm_adv", "gamma", "gae_lambda", "guard", "guard_z", "guard_max_skips",
+                  "guard_max_update_ratio", "guard_max_rollbacks", "inject_nan_update",
+                  "inject_nan_repeat")
 
 
 def _coerce(key: str, value):
@@ -183,7 +191,7 @@ RETIRED = {"vector_env": "env_backend = \"device\" replaced it (issue 11): delet
                           "set env_backend = \"device\" for CartPole-v1"}
 
 
-def _check_key(key: str) -> None:
+def check_key(key: str) -> None:
     if key in RETIRED:
         raise ConfigError(f"config key {key!r} was removed: {RETIRED[key]}")
     if key not in FIELDS:
@@ -265,7 +273,7 @@ def build_config(values: dict) -> Config:
     """A validated Config from a flat mapping of keys (unknown keys rejected)."""
     clean = {}
     for key, value in values.items():
-        _check_key(key)
+        check_key(key)
         clean[key] = _coerce(key, value)
     return validate(Config(**clean))
 

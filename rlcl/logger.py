@@ -60,9 +60,7 @@ class RunLogger:
             self._episodes = csv.writer(self._episodes_file)
         self._last_flush = time.perf_counter()
         self.start = time.perf_counter() - elapsed
-        self.total = total_steps
-        self.tty = progress and sys.stderr.isatty()
-        self._last_plain = time.perf_counter()
+        self.bar = Progress(total_steps, progress)
 
     def _write(self, summary, step: int) -> None:
         self._events.write_event(event_pb2.Event(wall_time=time.time(), step=step,
@@ -93,23 +91,10 @@ class RunLogger:
         os.fsync(self._episodes_file.fileno())
 
     def progress(self, step: int, sps: float, recent_return: float | None) -> None:
-        ret = "   n/a" if recent_return is None else f"{recent_return:6.1f}"
-        now = time.perf_counter()
-        if self.tty:
-            width = 24
-            filled = int(width * step / max(1, self.total))
-            bar = "#" * filled + "." * (width - filled)
-            sys.stderr.write(f"\r[{bar}] {step:>9,}/{self.total:,} steps | {sps:7,.0f} SPS | "
-                             f"return {ret}")
-            sys.stderr.flush()
-        elif now - self._last_plain >= PLAIN_EVERY_SECS or step >= self.total:
-            self._last_plain = now
-            print(f"step {step:,}/{self.total:,}  {sps:,.0f} SPS  return {ret}",
-                  file=sys.stderr, flush=True)
+        self.bar.show(step, sps, recent_return)
 
     def end_progress(self) -> None:
-        if self.tty:
-            sys.stderr.write("\n")
+        self.bar.end()
 
     def hparams(self, hparams: dict, metrics: dict) -> None:
         """The run's hyperparameters and final figures in TensorBoard's HParams view."""
@@ -123,6 +108,35 @@ class RunLogger:
         self._episodes_file.close()
         self._events.flush()
         self._events.close()
+
+
+class Progress:
+    """The progress bar on a terminal (PROGRESS and a tty), else a plain line every 10 s and
+    at the end. A population's shows its aggregate steps/s and median recent return."""
+
+    def __init__(self, total_steps: int, progress: bool, label: str = "return"):
+        self.total, self.label = total_steps, label
+        self.tty = progress and sys.stderr.isatty()
+        self._last_plain = time.perf_counter()
+
+    def show(self, step: int, sps: float, recent_return: float | None) -> None:
+        ret = "   n/a" if recent_return is None else f"{recent_return:6.1f}"
+        now = time.perf_counter()
+        if self.tty:
+            width = 24
+            filled = int(width * step / max(1, self.total))
+            bar = "#" * filled + "." * (width - filled)
+            sys.stderr.write(f"\r[{bar}] {step:>9,}/{self.total:,} steps | {sps:7,.0f} SPS | "
+                             f"{self.label} {ret}")
+            sys.stderr.flush()
+        elif now - self._last_plain >= PLAIN_EVERY_SECS or step >= self.total:
+            self._last_plain = now
+            print(f"step {step:,}/{self.total:,}  {sps:,.0f} SPS  {self.label} {ret}",
+                  file=sys.stderr, flush=True)
+
+    def end(self) -> None:
+        if self.tty:
+            sys.stderr.write("\n")
 
 
 def read_episodes(path: Path) -> list[tuple[int, float, int]]:

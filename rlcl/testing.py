@@ -22,8 +22,24 @@ versions) and the per-episode (global_step, return, length) sequence of a run::
 * Re-record with ``RLCL_RECORD_GOLDEN=1`` (or ``record=True``). A golden file recorded with
   another fingerprint is not overwritten unless ``RLCL_RECORD_GOLDEN=force``.
 
+Populations (issue 13): ``assert_population_matches(cfg, seeds, path, grid)`` trains every
+seed (crossed with GRID) as one population in one process and checks all agents at once::
+
+    from rlcl.testing import assert_population_matches
+
+    def test_my_env_population():
+        cfg = build_config({"algo": "ppo", "env_id": "CartPole-v1", "total_timesteps": 20000})
+        assert_population_matches(cfg, range(16), "tests/golden/ppo_cartpole_pop16.json")
+
+* Same fingerprint: every agent's episode sequence must be identical.
+* Other fingerprint: for each grid point and each quarter of the run, the IQM over seeds of
+  the seeds' mean returns in that quarter is compared with the golden file's: the 95 %
+  bootstrap CI of their difference (rlcl/stats.py, the two groups resampled independently,
+  Bonferroni-corrected over quarters and grid points) must contain 0. Every seed counts, so
+  16 seeds make a far sharper check than one. Use at least 8 seeds.
+
 Command line: ``python -m rlcl.testing record FILE... [--force]`` re-records golden files
-from their own configs (rlcl's are in tests/regression/).
+(single runs and populations) from their own configs (rlcl's are in tests/regression/).
 """
 
 from __future__ import annotations
@@ -62,18 +78,116 @@ def _run(cfg: Config):
 def record(cfg: Config, path: Path, force: bool = False) -> dict:
     path = Path(path)
     result = _run(cfg)
-    if path.is_file() and not force:
-        old = json.loads(path.read_text())
-        if old["fingerprint"] != result.fingerprint:
-            raise RlclError(f"{path} was recorded with another fingerprint "
-                            f"({_differences(old['fingerprint'], result.fingerprint)}); "
-                            "re-record with --force (RLCL_RECORD_GOLDEN=force) to replace it")
+    _refuse_other_fingerprint(path, result.fingerprint, force)
     config = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_PINNED}
     golden = {"config": config, "fingerprint": result.fingerprint,
               "episodes": [list(e) for e in result.episodes]}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(golden, indent=1) + "\n")
     return golden
+
+
+def _run_population(cfg: Config, seeds, grid: dict):
+    from rlcl.population import Population  # late, as _run
+    from rlcl.run import train_device
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = replace(cfg, runs_dir=tmp, progress=False, eval_episodes=0, checkpoint_every=0)
+        pop = Population(base, list(seeds), grid or {})
+        device = train_device(base)
+        pop.start(device)
+        pop.train(device)
+        return pop, device.fingerprint
+
+
+def record_population(cfg: Config, seeds, path: Path, grid: dict | None = None,
+                      force: bool = False) -> dict:
+    path = Path(path)
+    pop, fingerprint = _run_population(cfg, seeds, grid)
+    _refuse_other_fingerprint(path, fingerprint, force)
+    config = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_PINNED + ("seed",)}
+    golden = {"config": config, "seeds": list(seeds), "grid": grid or {},
+              "fingerprint": fingerprint,
+              "agents": [{"seed": a.seed, "grid": a.grid, "status": a.status,
+                          "episodes": [list(e) for e in a.episodes]} for a in pop.agents]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(golden, indent=1) + "\n")
+    return golden
+
+
+def population_check(got: list, want: list, total_steps: int) -> list[str]:
+    """GOT and WANT: per agent {"seed", "grid", "episodes"}, the same agents in the same order.
+    The (grid point, quarter) pairs whose IQM over seeds differs (empty: the check passed)."""
+    from rlcl import stats  # late: scipy
+
+    points = []
+    for agent in want:
+        if agent["grid"] not in points:
+            points.append(agent["grid"])
+    confidence = 1 - (1 - stats.CONFIDENCE) / (QUARTERS * len(points))
+    problems = []
+    for point in points:
+        members = [i for i, a in enumerate(want) if a["grid"] == point]
+        per_seed = lambda runs: np.array([[m for m, _, _ in quarter_means(  # noqa: E731
+            [tuple(e) for e in runs[i]["episodes"]], total_steps)] for i in members])
+        g, w = per_seed(got), per_seed(want)
+        for q in range(QUARTERS):
+            a, b = g[:, q][np.isfinite(g[:, q])], w[:, q][np.isfinite(w[:, q])]
+            lo, hi = stats.difference_interval(a, b, confidence)
+            if not lo <= 0 <= hi:
+                problems.append(f"{point or 'population'} quarter {q + 1}: IQM "
+                                f"{stats.iqm(a):.1f} vs golden {stats.iqm(b):.1f} (CI of the "
+                                f"difference [{lo:.1f}, {hi:.1f}] excludes 0)")
+    return problems
+
+
+def assert_population_matches(cfg: Config, seeds, path, grid: dict | None = None,
+                              record_golden: bool | None = None) -> str:
+    """Train SEEDS (crossed with GRID) as one population and compare every agent with the
+    golden file PATH (see the module doc). Returns 'recorded', 'exact' or 'statistical'."""
+    path, seeds = Path(path), list(seeds)
+    mode = os.environ.get("RLCL_RECORD_GOLDEN", "")
+    if record_golden or mode or not path.is_file():
+        record_population(cfg, seeds, path, grid, force=mode == "force")
+        return "recorded"
+    golden = json.loads(path.read_text())
+    if golden["seeds"] != seeds or golden["grid"] != (grid or {}):
+        raise DriftError(f"{path} holds seeds {golden['seeds']} and grid {golden['grid']}, "
+                         f"not {seeds} and {grid or {}}: re-record it")
+    pop, fingerprint = _run_population(cfg, seeds, grid)
+    got = [{"seed": a.seed, "grid": a.grid, "episodes": [list(e) for e in a.episodes]}
+           for a in pop.agents]
+    if fingerprint == golden["fingerprint"]:
+        for g, w in zip(got, golden["agents"]):
+            if g["episodes"] != w["episodes"]:
+                first = next((i for i, (a, b) in enumerate(zip(g["episodes"], w["episodes"]))
+                              if a != b), min(len(g["episodes"]), len(w["episodes"])))
+                raise DriftError(f"agent seed {w['seed']} {w['grid'] or ''} drifted from {path} "
+                                 f"at episode {first} (same fingerprint, so it should have been "
+                                 "bit-identical)")
+        return "exact"
+    _note_statistical(path, golden["fingerprint"], fingerprint)
+    problems = population_check(got, golden["agents"], cfg.num_iterations * cfg.batch_size)
+    if problems:
+        raise DriftError(f"episode returns drifted from {path}: " + "; ".join(problems))
+    return "statistical"
+
+
+def _refuse_other_fingerprint(path: Path, fingerprint: dict, force: bool) -> None:
+    if path.is_file() and not force:
+        old = json.loads(path.read_text())
+        if old["fingerprint"] != fingerprint:
+            raise RlclError(f"{path} was recorded with another fingerprint "
+                            f"({_differences(old['fingerprint'], fingerprint)}); "
+                            "re-record with --force (RLCL_RECORD_GOLDEN=force) to replace it")
+
+
+def _note_statistical(path: Path, theirs: dict, ours: dict) -> None:
+    note = (f"rlcl.testing: exact check of {path.name} skipped, fingerprint differs "
+            f"({_differences(theirs, ours)}); ran the statistical check of the return curve "
+            "instead")
+    warnings.warn(note, stacklevel=3)
+    print(note, file=sys.stderr)
 
 
 def _differences(a: dict, b: dict) -> str:
@@ -125,11 +239,7 @@ def assert_returns_match(cfg: Config, path, record_golden: bool | None = None) -
                              f"{show(got)} vs golden {show(want)} (same fingerprint, so the run "
                              "should have been bit-identical)")
         return "exact"
-    note = (f"rlcl.testing: exact check of {path.name} skipped, fingerprint differs "
-            f"({_differences(golden['fingerprint'], result.fingerprint)}); ran the statistical "
-            "check of the return curve instead")
-    warnings.warn(note, stacklevel=2)
-    print(note, file=sys.stderr)
+    _note_statistical(path, golden["fingerprint"], result.fingerprint)
     problems = statistical_check(got, want, cfg.num_iterations * cfg.batch_size)
     if problems:
         raise DriftError(f"episode returns drifted from {path}: " + "; ".join(problems))
@@ -145,7 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in (a for a in argv[1:] if a != "--force"):
             golden = json.loads(Path(name).read_text())
-            record(build_config(golden["config"]), Path(name), force=force)
+            if "agents" in golden:  # a population's
+                record_population(build_config(golden["config"]), golden["seeds"], Path(name),
+                                  golden["grid"], force=force)
+            else:
+                record(build_config(golden["config"]), Path(name), force=force)
             print(f"recorded {name}")
     except (RlclError, OSError, json.JSONDecodeError, KeyError) as exc:
         print(f"rlcl: error: {exc}", file=sys.stderr)

@@ -11,6 +11,11 @@ comparison may round the other way. Tests of what both heads do are parametrised
 
 from __future__ import annotations
 
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -266,3 +271,21 @@ def twin_outputs(policy, host, obs):
     """The actor's float64 outputs: logits or Gaussian means."""
     return ref.mlp_forward(obs, host, policy.layer_table, 0, len(policy.actor.layers),
                            policy.act_id)[-1]
+
+
+# -- the command line, in a subprocess ----------------------------------------------------------
+def run_cli(*args, timeout=600, module="rlcl.train"):
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def start_cli(*args):
+    return subprocess.Popen([sys.executable, "-m", "rlcl.train", *map(str, args)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def episodes(run: Path) -> list[list[str]]:
+    """A run folder's episodes.csv rows without time_s (wall-clock: the only column that may
+    differ between bit-identical runs)."""
+    with open(run / "episodes.csv") as fh:
+        return [[r[0], r[2], r[3]] for r in csv.reader(fh)]

@@ -4,7 +4,6 @@ Identical means the global_step, return and length columns of episodes.csv and t
 parameters (summary.json params_sha256); only the wall-clock column time_s may differ.
 """
 
-import csv
 import json
 import os
 import random
@@ -20,22 +19,9 @@ import pytest
 from rlcl.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from rlcl.logger import read_scalars
 
+from helpers import episodes, run_cli, start_cli
+
 STEPS = 10240  # 40 PPO iterations of 256 steps
-
-
-def run_cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "rlcl.train", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def start_cli(*args):
-    return subprocess.Popen([sys.executable, "-m", "rlcl.train", *map(str, args)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def episodes(run: Path) -> list[list[str]]:
-    with open(run / "episodes.csv") as fh:
-        return [[r[0], r[2], r[3]] for r in csv.reader(fh)]  # time_s may differ
 
 
 def only_run(runs: Path) -> Path:

@@ -1,0 +1,269 @@
+"""One agent's training run: its objects (``make_agent``), the loop that trains it a step at a
+time (:class:`Run`) and ``train(cfg)``, which runs one to the end.
+
+The loop follows CleanRL's order: SETUP, then per iteration ROLLOUT, ADVANTAGE, UPDATE, LOG
+(and a checkpoint every ``checkpoint_every`` iterations); then a final checkpoint, a greedy
+evaluation on gymnasium's own env and the summary. ``train(cfg, resume=RUN_DIR)`` continues a
+run from its latest checkpoint, bit for bit as if it had never stopped (rlcl/checkpoint.py).
+rlcl/population.py runs many :class:`Run` objects side by side (issue 13).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rlcl.agents.a2c import A2C
+from rlcl.agents.ppo import PPO
+from rlcl.checkpoint import (CONFIG, EPISODES, FINAL, LATEST, SUMMARY, TrainingState,
+                             checkpoint_path, resume_training, save_training_state)
+from rlcl.config import Config, to_toml
+from rlcl.device import Device
+from rlcl.device_rollout import DeviceEnvs, DeviceRollout
+from rlcl.diagnostics import EVAL_MEAN, iteration_scalars
+from rlcl.envs import make_vec_env, normalization_state
+from rlcl.eval import evaluate_policy
+from rlcl.guard import Guard
+from rlcl.logger import RunLogger, format_profile, read_episodes
+from rlcl.optim import SGD, Adam, Momentum
+from rlcl.optim.lr_scheduler import ConstantLR, CosineAnnealingLR
+from rlcl.policy import ActorCritic
+from rlcl.rollout import Rollout
+
+
+@dataclass
+class Result:
+    """What ``train`` returns: the run folder, every training episode and the summary."""
+
+    run_dir: Path
+    episodes: list[tuple[int, float, int]] = field(default_factory=list)  # (step, return, length)
+    summary: dict = field(default_factory=dict)
+    final_params: np.ndarray | None = None
+    eval_returns: np.ndarray | None = None  # the final greedy evaluation's, per episode
+
+    @property
+    def returns(self) -> list[float]:
+        return [ret for _, ret, _ in self.episodes]
+
+    @property
+    def fingerprint(self) -> dict:
+        return self.summary.get("fingerprint", {})
+
+
+def make_optimizer(cfg: Config, flat):
+    if cfg.optimizer == "adam":
+        return Adam(flat, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return SGD(flat, lr=cfg.learning_rate, momentum=cfg.momentum,
+                   weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+    return Momentum(flat, lr=cfg.learning_rate, momentum=cfg.momentum,
+                    weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+
+
+def make_agent(cfg: Config, device: Device) -> tuple:
+    """CFG's envs, policy, optimizer, rollout storage and agent on DEVICE: (envs, policy,
+    optimizer, rollout, agent). Bad env ids or spaces fail here, before a run folder exists."""
+    if cfg.env_backend == "device":  # the classic-control envs as kernels (issue 11)
+        envs = DeviceEnvs(device, cfg.env_id, cfg.num_envs, cfg.norm_obs, cfg.norm_reward,
+                          cfg.gamma)
+    else:
+        envs = make_vec_env(cfg.env_id, cfg.num_envs, cfg.norm_obs, cfg.norm_reward, cfg.gamma)
+    obs_dim = int(envs.single_observation_space.shape[0])
+    num_updates = cfg.update_epochs * cfg.num_minibatches
+    policy = ActorCritic(device, obs_dim, envs.single_action_space, list(cfg.hidden_sizes),
+                         cfg.activation, cfg.seed, max_batch=max(cfg.batch_size, cfg.num_envs),
+                         norm_slots=num_updates)
+    optimizer = make_optimizer(cfg, policy.flat)
+    if cfg.env_backend == "device":
+        rollout = DeviceRollout(device, policy, envs, cfg.num_steps, cfg.num_envs,
+                                cfg.minibatch_size, num_updates)
+    else:
+        rollout = Rollout(device, policy, cfg.num_steps, cfg.num_envs, cfg.minibatch_size,
+                          num_updates)
+    agent = {"ppo": PPO, "a2c": A2C}[cfg.algo](cfg, policy, rollout, optimizer)
+    return envs, policy, optimizer, rollout, agent
+
+
+def make_scheduler(cfg: Config, optimizer):
+    if cfg.lr_schedule == "constant":
+        return ConstantLR(optimizer)
+    return CosineAnnealingLR(optimizer, T_max=cfg.num_iterations, eta_min=cfg.lr_min)
+
+
+def new_run_dir(cfg: Config) -> Path:
+    """runs/<env_id>__<algo>__<seed>__<unix_time>, with _2, _3 ... for runs started within the
+    same second. A namespaced id (``ALE/Pong-v5``) names one folder: ``ALE-Pong-v5``."""
+    env = cfg.env_id.replace("/", "-")
+    base = Path(cfg.runs_dir) / f"{env}__{cfg.algo}__{cfg.seed}__{int(time.time())}"
+    Path(cfg.runs_dir).mkdir(parents=True, exist_ok=True)
+    for k in range(1, 1000):
+        run_dir = base if k == 1 else base.with_name(f"{base.name}_{k}")
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"cannot create a run folder next to {base}")
+
+
+def update_flop(cfg: Config) -> float:
+    """FLOP of one fused minibatch update (kernels/ppo_update.cl), for the default device rule
+    (rlcl/device.py): forward and two backward products of both networks' hidden layers, the
+    bulk of it at any width that matters. 0 where the update is not fused (Adam)."""
+    if cfg.optimizer == "adam":
+        return 0.0
+    h = cfg.hidden_sizes
+    return 2 * 3 * 2 * cfg.minibatch_size * sum(a * b for a, b in zip(h, h[1:]))
+
+
+class Run:
+    """One agent's training, a step at a time: SETUP in the constructor, one iteration of
+    ROLLOUT, ADVANTAGE, UPDATE, LOG per ``iterate()``, ``finish()`` for the checkpoints, the
+    greedy evaluation and the summary. ``train`` runs one; rlcl/population.py runs many side
+    by side on one device, each exactly as ``train`` would (issue 13)."""
+
+    def __init__(self, cfg: Config, device: Device, resume: Path | None = None,
+                 run_dir: Path | None = None, solo: bool = True):
+        self.cfg, self.device = cfg, device
+        self.solo = solo  # alone on the console: its progress bar and profile (not a member's)
+        envs, self.policy, self.optimizer, self.rollout, self.agent = make_agent(cfg, device)
+        self.scheduler = make_scheduler(cfg, self.optimizer)
+        self.rng = np.random.default_rng([cfg.seed, 0x5EED])  # minibatch permutations
+        self.meta = {"config": cfg.to_dict(), "obs_dim": self.policy.obs_dim,
+                     "act_dim": self.policy.act_dim, "n_params": self.policy.flat.n}
+        self.run_dir = (Path(resume) if resume is not None
+                        else run_dir if run_dir is not None else new_run_dir(cfg))
+        self.guard = Guard(cfg, self.run_dir, self.policy, self.optimizer, self.scheduler,
+                           self.rng, self.meta)
+        self.state = TrainingState(self.policy, self.optimizer, self.scheduler, self.rng,
+                                   self.guard, self.agent, envs)
+        if resume is None:
+            (self.run_dir / CONFIG).write_text(to_toml(cfg.to_dict()))
+            self.state.obs, _ = envs.reset(seed=cfg.seed)
+            self.start = {"iteration": 0, "global_step": 0, "elapsed": 0.0}
+        else:
+            self.start = resume_training(self.run_dir, self.state, env_id=cfg.env_id,
+                                         obs_dim=self.policy.obs_dim)
+        self.log = RunLogger(self.run_dir, cfg.to_dict(), cfg.num_iterations * cfg.batch_size,
+                             cfg.progress, elapsed=self.start["elapsed"],
+                             resume_step=None if resume is None else self.start["global_step"])
+        self.result = Result(self.run_dir,
+                             read_episodes(self.run_dir / EPISODES) if resume else [])
+        self.iteration, self.global_step = self.start["iteration"], self.start["global_step"]
+        self.sps = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.iteration >= self.cfg.num_iterations
+
+    def recent_return(self) -> float | None:
+        """The mean return of the last 20 training episodes (None before the first)."""
+        recent = self.result.episodes[-20:]
+        return float(np.mean([r for _, r, _ in recent])) if recent else None
+
+    def save(self, name: str) -> None:
+        self.log.flush()  # everything logged so far is on disk before the checkpoint says so
+        counters = {"iteration": self.iteration, "global_step": self.global_step,
+                    "elapsed": self.log.elapsed()}
+        save_training_state(checkpoint_path(self.run_dir, name), self.state, counters,
+                            {**self.meta, "normalization": normalization_state(self.state.envs)})
+
+    def iterate(self) -> None:
+        """One iteration; a guard that cannot recover raises DivergenceError."""
+        cfg, state, rollout, log = self.cfg, self.state, self.rollout, self.log
+        # ROLLOUT
+        state.obs, finished = rollout.collect(state.envs, state.obs, self.policy, cfg.seed,
+                                              self.iteration, self.global_step)
+        self.global_step += cfg.batch_size
+        for episode in finished:
+            self.result.episodes.append(episode)
+            log.episode(*episode)
+        # ADVANTAGE
+        rollout.compute_gae(cfg.gamma, cfg.gae_lambda)
+        # UPDATE
+        lr = self.scheduler.get_last_lr()[0]
+        self.guard.before_iteration()
+        stats = self.agent.update(self.rng)
+        self.scheduler.step()
+        stats.update(self.guard.after_iteration(stats, self.iteration, self.global_step))
+        self.iteration += 1
+        # LOG
+        self.sps = ((self.global_step - self.start["global_step"])
+                    / max(log.elapsed() - self.start["elapsed"], 1e-9))
+        recent = [(ret, length) for _, ret, length in self.result.episodes[-100:]]
+        log.scalars(iteration_scalars(cfg.algo, stats, lr, self.sps, recent), self.global_step)
+        if self.solo:
+            log.progress(self.global_step, self.sps, self.recent_return())
+        if cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0:
+            self.save(LATEST)
+
+    def abort(self) -> None:
+        """A diverged or interrupted run still leaves readable logs."""
+        self.log.end_progress()
+        self.log.close()
+        self.state.envs.close()
+
+    def finish(self) -> Result:
+        """The final checkpoints, the greedy evaluation on gymnasium's env and the summary."""
+        cfg, device, log, policy = self.cfg, self.device, self.log, self.policy
+        log.end_progress()
+        wall = log.elapsed()  # training seconds of the whole run, resumed parts included
+        if device.profile and self.solo:
+            print(format_profile(wall - self.start["elapsed"], self.rollout.env_seconds,
+                                 self.rollout.readback_seconds, device.collect_profile()),
+                  file=sys.stderr)
+        self.save(LATEST)
+        self.save(FINAL)
+        norm_state = normalization_state(self.state.envs)
+        self.state.envs.close()
+        params = policy.flat.numpy()
+        returns = evaluate_policy(policy, cfg.env_id, cfg.eval_episodes, cfg.seed, norm_state)
+        summary = {
+            "algo": cfg.algo, "env_id": cfg.env_id, "seed": cfg.seed,
+            "total_timesteps": self.global_step,
+            # over the training time of the whole run: a resume adds its seconds to those the
+            # checkpoint recorded, so steps/s means the same for a resumed and a straight run
+            "wall_seconds": round(wall, 3), "fps": round(self.global_step / max(wall, 1e-9), 1),
+            "eval_mean_return": float(returns.mean()) if returns.size else None,
+            "eval_std_return": float(returns.std()) if returns.size else None,
+            "eval_episodes": int(returns.size), "device": device.fingerprint["device"],
+            "fingerprint": device.fingerprint, "train_episodes": len(self.result.episodes),
+            "params_sha256": hashlib.sha256(params.tobytes()).hexdigest(),
+            "rollbacks": self.guard.rollbacks, "eval_returns": returns.tolist(),
+        }
+        if returns.size:
+            log.scalars({EVAL_MEAN: summary["eval_mean_return"]}, self.global_step)
+        log.hparams(cfg.hyperparameters(), {"hparam/eval_mean_return":
+                                            summary["eval_mean_return"] or 0.0,
+                                            "hparam/fps": summary["fps"]})
+        log.close()
+        (self.run_dir / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+        self.result.summary, self.result.final_params = summary, params
+        self.result.eval_returns = returns
+        return self.result
+
+
+def train_device(cfg: Config) -> Device:
+    """The device a run of CFG trains on (the same for every agent of a population)."""
+    return Device(cfg.device, profile=cfg.profile or os.environ.get("RLCL_PROFILE") == "1",
+                  work=update_flop(cfg))
+
+
+def train(cfg: Config, resume: Path | None = None) -> Result:
+    """Train CFG's agent (or continue the run in RESUME); write the run folder; return the
+    episodes and the summary."""
+    run = Run(cfg, train_device(cfg), resume)
+    try:
+        while not run.done:
+            run.iterate()
+    except BaseException:
+        run.abort()
+        raise
+    return run.finish()
