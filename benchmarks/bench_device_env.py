@@ -31,10 +31,10 @@ from bench_sb3 import publish, run_alternating, run_rlcl, run_sb3, table  # noqa
 PEER = Path(__file__).resolve().parents[1] / ".." / "shared" / "peers" / "purejaxrl" / "bench.sh"
 
 
-def run_purejaxrl(seed: int, config: str = "purejaxrl") -> dict:
-    """One PureJaxRL agent with its CONFIG (the script seeds its own agents: SEED only labels
-    the run's turn in the alternation)."""
-    out = subprocess.run(["bash", str(PEER), "--config", config, "--seeds", "1"],
+def run_purejaxrl(seed: int, config: str = "purejaxrl", seeds: int = 1) -> dict:
+    """SEEDS PureJaxRL agents (vmapped) with its CONFIG (the script seeds its own agents: SEED
+    only labels the run's turn in the alternation)."""
+    out = subprocess.run(["bash", str(PEER), "--config", config, "--seeds", str(seeds)],
                          capture_output=True, text=True, check=True).stdout
     row = json.loads(out.strip().splitlines()[-1])
     return {"sps": row["steps_per_s_all_agents"], "to_475_s": row.get("s_to_475_median"),
