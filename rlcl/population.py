@@ -32,7 +32,7 @@ from rlcl import stats
 from rlcl.checkpoint import CONFIG, EPISODES, POPULATION, SUMMARY, resumable_checkpoint
 from rlcl.cli import grid_points
 from rlcl.config import Config, build_config, read_toml, to_toml
-from rlcl.errors import CheckpointError
+from rlcl.errors import CheckpointError, RlclError
 from rlcl.eval import evaluate_policy
 from rlcl.envs import normalization_state
 from rlcl.guard import DivergenceError
@@ -163,11 +163,15 @@ class Population:
     def start(self, device) -> None:
         """A fresh population folder and every agent's Run."""
         self.pop_dir = self.pop_dir or new_population_dir(self.base, len(self.agents))
-        (self.pop_dir / CONFIG).write_text(to_toml(self.base.to_dict()))
-        for agent in self.agents:
-            folder = self.pop_dir / agent.folder
-            folder.mkdir()
-            agent.run = Run(agent.cfg, device, run_dir=folder, solo=False)
+        try:
+            (self.pop_dir / CONFIG).write_text(to_toml(self.base.to_dict()))
+            for agent in self.agents:
+                folder = self.pop_dir / agent.folder
+                folder.mkdir()
+                agent.run = Run(agent.cfg, device, run_dir=folder, solo=False)
+        except RlclError:  # a bad env or space: no folder is left behind, as for one run
+            shutil.rmtree(self.pop_dir, ignore_errors=True)
+            raise
         self.write_index()
 
     def train(self, device) -> int:

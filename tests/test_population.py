@@ -92,6 +92,8 @@ def test_a_diverging_agent_fails_alone(tmp_path):
     (["--seeds", "1,x"], "--seeds takes a range"),
     (["--seeds", "1,1"], "names a seed twice"),
     (["--seeds", "0-1", "--seed", "3"], "--seed trains one agent"),
+    (["--seeds", "0-1", "--set", "env_id=CliffWalking-v1", "--set", "env_backend=gymnasium"],
+     "CliffWalking"),  # Discrete observations: found while the agents are built
 ])
 def test_bad_population_arguments_are_one_line_exit_2(tmp_path, argv, message):
     done = run_cli("ppo", "CartPole", *argv, "--runs-dir", tmp_path, timeout=60)
