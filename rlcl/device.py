@@ -166,6 +166,7 @@ class Device:
         self.kernel_times: dict[str, list] = {}  # name -> [launches, seconds]
         self._pending: list[tuple[str, cl.Event]] = []
         self.kernels: dict[str, cl.Kernel] = {}
+        self.arena = None  # rlcl/arena.py: where buffers come from while a population is built
         kernel_dir = resources.files("rlcl") / "kernels"
         defines = {**kernel_constants.defines(), "TILE_COLS": self.tile_cols}
         # -cl-kernel-arg-info only exposes argument types for _scalar_arg_dtypes.
@@ -200,15 +201,33 @@ class Device:
 
     # -- buffers ----------------------------------------------------------------------------
     def empty(self, count: int, dtype=np.float32) -> cl.Buffer:
-        """An uninitialised device buffer of COUNT elements (at least one)."""
+        """An uninitialised device buffer of COUNT elements (at least one); while an arena
+        is open (rlcl/arena.py), a slice of one of its buffers."""
         nbytes = max(1, int(count)) * np.dtype(dtype).itemsize
+        if self.arena is not None:
+            return self.arena.take(nbytes)
         return cl.Buffer(self.context, cl.mem_flags.READ_WRITE, nbytes)
 
     def upload(self, array: np.ndarray) -> cl.Buffer:
         """A device buffer holding a copy of ARRAY."""
         array = np.ascontiguousarray(array)
+        array = array if array.size else np.zeros(1, array.dtype)
+        if self.arena is not None:
+            buffer = self.arena.take(array.nbytes)
+            cl.enqueue_copy(self.queue, buffer, array)  # blocking: ARRAY may be a temporary
+            return buffer
         flags = cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR
-        return cl.Buffer(self.context, flags, hostbuf=array if array.size else np.zeros(1, array.dtype))
+        return cl.Buffer(self.context, flags, hostbuf=array)
+
+    @staticmethod
+    def sub_buffer(parent: cl.Buffer, offset: int, nbytes: int) -> cl.Buffer:
+        """NBYTES of PARENT from byte OFFSET (a multiple of base_align) as a buffer."""
+        return parent.get_sub_region(offset, nbytes)
+
+    @property
+    def base_align(self) -> int:
+        """The alignment in bytes a sub-buffer's offset needs (CL_DEVICE_MEM_BASE_ADDR_ALIGN)."""
+        return max(4, self.device.mem_base_addr_align // 8)
 
     def zeros(self, count: int, dtype=np.float32) -> cl.Buffer:
         return self.upload(np.zeros(max(1, int(count)), dtype))

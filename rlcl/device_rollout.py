@@ -115,26 +115,39 @@ class DeviceRollout(Rollout):
                 global_step: int) -> tuple[None, list[tuple[int, float, int]]]:
         """One rollout_classic launch; returns (None, the (global step, return, length) of
         every episode that ended, in step and env order, as the host path lists them)."""
-        dev, b, N, T = self.device, envs.buffers, self.N, self.T
+        dev, N = self.device, self.N
         key = (id(envs), id(policy), seed)
         if self.prepared is None or self.prepared_for != key:  # 40 arguments, set once
             self.prepared, self.prepared_for = self._prepare(envs, policy, seed, iteration), key
         self.prepared.launch((N,), (N,), iteration=iteration)
         t0 = time.perf_counter()
-        log = dev.read_into(self.ep_log_host, self.ep_log)  # the one readback
+        dev.read_into(self.ep_log_host, self.ep_log)  # the one readback
         self.readback_seconds += time.perf_counter() - t0
-        finished = [(int(global_step + (t + 1) * N), float(log[t, n, 0]), int(log[t, n, 1]))
-                    for t, n in zip(*np.nonzero(log[:, :, 1]))]
-        return None, finished
+        return None, self.finished(global_step)
 
     def _prepare(self, envs: DeviceEnvs, policy: ActorCritic, seed: int, iteration: int):
-        dev, b, N, T = self.device, envs.buffers, self.N, self.T
-        return dev.prepare("rollout_classic", self.obs, self.actions, self.outputs, self.logp,
-                       self.values, self.rewards, self.ends, self.trunc_values, self.ep_log,
-                       b["state"], b["ints"], b["ep_acc"], b["obs_rms"], b["ret_rms"], b["ret_acc"],
-                       policy.flat.params, policy.layers_buf, len(policy.actor.layers),
-                       len(policy.critic.layers), policy.act_id,
-                       policy.log_std_off if policy.continuous else -1, envs.spec.env_id,
-                       envs.spec.obs_dim, envs.spec.max_episode_steps, T, N, seed & 0xFFFFFFFF,
-                       STREAM_ROLLOUT, STREAM_ENV_RESET, iteration, envs.gamma, int(envs.norm_obs),
-                       int(envs.norm_reward), self.width, self.scratch, self.batch)
+        return self.device.prepare(
+            "rollout_classic", *self.buffers(envs, policy), *self.sizes(envs, policy),
+            self.T, self.N, seed & 0xFFFFFFFF, STREAM_ROLLOUT, STREAM_ENV_RESET, iteration,
+            envs.gamma, int(envs.norm_obs), int(envs.norm_reward), self.width, self.scratch,
+            self.batch)
+
+    def buffers(self, envs: DeviceEnvs, policy: ActorCritic) -> list:
+        """rollout_classic's buffer arguments, in order (rollout_classic_pop's too)."""
+        b = envs.buffers
+        return [self.obs, self.actions, self.outputs, self.logp, self.values, self.rewards,
+                self.ends, self.trunc_values, self.ep_log, b["state"], b["ints"], b["ep_acc"],
+                b["obs_rms"], b["ret_rms"], b["ret_acc"], policy.flat.params, policy.layers_buf]
+
+    @staticmethod
+    def sizes(envs: DeviceEnvs, policy: ActorCritic) -> list:
+        """rollout_classic's arguments n_actor .. max_steps."""
+        return [len(policy.actor.layers), len(policy.critic.layers), policy.act_id,
+                policy.log_std_off if policy.continuous else -1, envs.spec.env_id,
+                envs.spec.obs_dim, envs.spec.max_episode_steps]
+
+    def finished(self, global_step: int) -> list[tuple[int, float, int]]:
+        """The episodes that ended in the rollout whose ep_log is in ep_log_host."""
+        log, N = self.ep_log_host, self.N
+        return [(int(global_step + (t + 1) * N), float(log[t, n, 0]), int(log[t, n, 1]))
+                for t, n in zip(*np.nonzero(log[:, :, 1]))]

@@ -30,6 +30,14 @@ RUNNING, TERMINATED, TRUNCATED = 0, 1, 2
 # read LAYER_COLUMNS; actor_critic.cl reads AC_COLUMNS, which begin with the same four.
 # The names are nn.Layer's fields, then what actor_critic.cl's header comment describes.
 LAYER_COLUMNS = ("w_off", "b_off", "n_in", "n_out")
+# A population's per-agent scalars (issue 13): one row of AGENT_HP 32-bit words per agent, read
+# by the *_pop kernels (ppo_update.cl, device_rollout.cl) where the single launches take
+# arguments of the same names; floats as their bits, the rest as ints.
+AGENT_COLUMNS = ("clip_coef", "clip_vloss", "ent_coef", "vf_coef", "norm_adv", "inject_nan",
+                 "max_norm", "skip_above", "lr", "momentum", "dampening", "weight_decay",
+                 "nesterov", "first", "seed", "gamma", "gae_lambda")
+AGENT_FLOATS = ("clip_coef", "ent_coef", "vf_coef", "max_norm", "skip_above", "lr", "momentum",
+                "dampening", "weight_decay", "gamma", "gae_lambda")
 AC_COLUMNS = (*LAYER_COLUMNS, "in_off", "out_off", "dout_off", "din_off", "tile_start", "act")
 
 
@@ -48,7 +56,9 @@ def defines() -> dict[str, int]:
         "END_TRUNCATED": TRUNCATED,
         "LAYER_COLS": len(LAYER_COLUMNS),
         "AC_COLS": len(AC_COLUMNS),
+        "AGENT_HP": len(AGENT_COLUMNS),
     }
+    table.update({f"HP_{name.upper()}": k for k, name in enumerate(AGENT_COLUMNS)})
     # COL_W_OFF .. COL_ACT: valid in both tables, since AC_COLUMNS extends LAYER_COLUMNS.
     table.update({f"COL_{name.upper()}": k for k, name in enumerate(AC_COLUMNS)})
     table.update(device_envs.defines())

@@ -28,7 +28,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from rlcl import stats
+from rlcl import batched, stats
+from rlcl.arena import Arena
 from rlcl.checkpoint import CONFIG, EPISODES, POPULATION, SUMMARY, resumable_checkpoint
 from rlcl.cli import grid_points
 from rlcl.config import Config, build_config, read_toml, to_toml
@@ -130,6 +131,7 @@ class Population:
         self.agents = plan(base, seeds, grid)
         self.pop_dir = pop_dir
         self.wall = 0.0
+        self.batched: batched.Batched | None = None  # one launch for all agents, where it applies
 
     # -- the folder ------------------------------------------------------------------------
     def index(self) -> dict:
@@ -165,14 +167,26 @@ class Population:
         self.pop_dir = self.pop_dir or new_population_dir(self.base, len(self.agents))
         try:
             (self.pop_dir / CONFIG).write_text(to_toml(self.base.to_dict()))
+            arena = self.arena(device)
             for agent in self.agents:
                 folder = self.pop_dir / agent.folder
                 folder.mkdir()
-                agent.run = Run(agent.cfg, device, run_dir=folder, solo=False)
+                agent.run = Run(agent.cfg, device, run_dir=folder, solo=False, arena=arena,
+                                index=agent.index)
+            self.together(device, arena)
         except RlclError:  # a bad env or space: no folder is left behind, as for one run
             shutil.rmtree(self.pop_dir, ignore_errors=True)
             raise
         self.write_index()
+
+    def arena(self, device) -> Arena | None:
+        """Where the agents' buffers go when one launch can run them all (rlcl/batched.py)."""
+        return Arena(device, len(self.agents)) if batched.applies(self.base, len(self.agents)) \
+            else None
+
+    def together(self, device, arena: Arena | None) -> None:
+        self.batched = (batched.Batched(device, arena, [a.run for a in self.agents])
+                        if arena is not None else None)
 
     def train(self, device) -> int:
         """Train every running agent to the end; returns the exit code (3 if any failed)."""
@@ -182,10 +196,15 @@ class Population:
         progress = Progress(total, self.base.progress, label="median return")
         steps_before = sum(a.run.global_step for a in running)
         try:
-            while any(not a.run.done for a in running if a.status == RUNNING):
-                for agent in running:
-                    if agent.status == RUNNING and not agent.run.done:
-                        self._iterate(agent)
+            while live := [a for a in running if a.status == RUNNING and not a.run.done]:
+                behind = min(a.run.iteration for a in live)
+                if self.batched is not None and all(a.run.iteration == behind for a in live):
+                    for run, exc in self.batched.iterate([a.run for a in live]):
+                        self._fail(self.agents[run.index], str(exc))
+                else:  # one by one; with a batched path, the agents behind (after a resume)
+                    for agent in live:
+                        if self.batched is None or agent.run.iteration == behind:
+                            self._iterate(agent)
                 self.wall = time.perf_counter() - started
                 self._show(progress, steps_before, running)
         except BaseException:
@@ -261,6 +280,7 @@ def start_agents(pop: Population, device) -> None:
     """On resume: each agent from its own folder, as it was left."""
     index = json.loads((pop.pop_dir / POPULATION).read_text())
     saved = {entry["index"]: entry for entry in index["agents"]}
+    arena = pop.arena(device)
     for agent in pop.agents:
         folder, entry = pop.pop_dir / agent.folder, saved.get(agent.index, {})
         if entry.get("status") == FAILED:
@@ -276,22 +296,26 @@ def start_agents(pop: Population, device) -> None:
         else:
             try:
                 resumable_checkpoint(folder)
-                agent.run = Run(agent.cfg, device, resume=folder, solo=False)
+                agent.run = Run(agent.cfg, device, resume=folder, solo=False, arena=arena,
+                                index=agent.index)
             except CheckpointError:  # killed before its first checkpoint: from the start
                 shutil.rmtree(folder, ignore_errors=True)
                 folder.mkdir()
-                agent.run = Run(agent.cfg, device, run_dir=folder, solo=False)
+                agent.run = Run(agent.cfg, device, run_dir=folder, solo=False, arena=arena,
+                                index=agent.index)
+    if all(agent.run is not None for agent in pop.agents):  # else one by one: the launches
+        pop.together(device, arena)  # would run agents that are not there
 
 
 def train_population(command) -> tuple[Population, int]:
     """Run COMMAND's population (new or resumed); returns it and the exit code."""
     if command.resume is not None:
         pop = resume_population(command.resume, command.device, command.no_progress)
-        device = train_device(pop.base)
+        device = train_device(pop.base, batched.applies(pop.base, len(pop.agents)))
         start_agents(pop, device)
     else:
         pop = Population(command.cfg, command.seeds, command.grid)
-        device = train_device(pop.base)
+        device = train_device(pop.base, batched.applies(pop.base, len(pop.agents)))
         pop.start(device)
     return pop, pop.train(device)
 

@@ -130,10 +130,16 @@ class Run:
     by side on one device, each exactly as ``train`` would (issue 13)."""
 
     def __init__(self, cfg: Config, device: Device, resume: Path | None = None,
-                 run_dir: Path | None = None, solo: bool = True):
+                 run_dir: Path | None = None, solo: bool = True, arena=None, index: int = 0):
         self.cfg, self.device = cfg, device
         self.solo = solo  # alone on the console: its progress bar and profile (not a member's)
-        envs, self.policy, self.optimizer, self.rollout, self.agent = make_agent(cfg, device)
+        self.index = index  # its place in a population (and in ARENA, rlcl/arena.py)
+        if arena is not None:
+            with arena.building(index):
+                envs, self.policy, self.optimizer, self.rollout, self.agent = make_agent(
+                    cfg, device)
+        else:
+            envs, self.policy, self.optimizer, self.rollout, self.agent = make_agent(cfg, device)
         self.scheduler = make_scheduler(cfg, self.optimizer)
         self.rng = np.random.default_rng([cfg.seed, 0x5EED])  # minibatch permutations
         self.meta = {"config": cfg.to_dict(), "obs_dim": self.policy.obs_dim,
@@ -157,7 +163,7 @@ class Run:
         self.result = Result(self.run_dir,
                              read_episodes(self.run_dir / EPISODES) if resume else [])
         self.iteration, self.global_step = self.start["iteration"], self.start["global_step"]
-        self.sps = 0.0
+        self.sps, self.lr = 0.0, cfg.learning_rate
 
     @property
     def done(self) -> bool:
@@ -177,20 +183,38 @@ class Run:
 
     def iterate(self) -> None:
         """One iteration; a guard that cannot recover raises DivergenceError."""
-        cfg, state, rollout, log = self.cfg, self.state, self.rollout, self.log
+        cfg, state = self.cfg, self.state
         # ROLLOUT
-        state.obs, finished = rollout.collect(state.envs, state.obs, self.policy, cfg.seed,
-                                              self.iteration, self.global_step)
-        self.global_step += cfg.batch_size
+        state.obs, finished = self.rollout.collect(state.envs, state.obs, self.policy, cfg.seed,
+                                                   self.iteration, self.global_step)
+        self.after_rollout(finished)
+        # UPDATE
+        self.begin_update()
+        self.end_update(self.agent.update_minibatches())
+
+    # The phases of an iteration around its launches, which a population makes for all its
+    # agents at once (rlcl/batched.py): after_rollout, begin_update, (the minibatches),
+    # end_update, in this order.
+    # (Each takes a flag for the launches a population makes for all agents at once.)
+    def after_rollout(self, finished: list, gae: bool = True) -> None:
+        """The rollout's episodes into the logs; then ADVANTAGE."""
+        self.global_step += self.cfg.batch_size
         for episode in finished:
             self.result.episodes.append(episode)
-            log.episode(*episode)
-        # ADVANTAGE
-        rollout.compute_gae(cfg.gamma, cfg.gae_lambda)
-        # UPDATE
-        lr = self.scheduler.get_last_lr()[0]
+            self.log.episode(*episode)
+        if gae:
+            self.rollout.compute_gae(self.cfg.gamma, self.cfg.gae_lambda)
+
+    def begin_update(self, launch: bool = True) -> None:
+        self.lr = self.scheduler.get_last_lr()[0]
         self.guard.before_iteration()
-        stats = self.agent.update(self.rng)
+        if launch:
+            self.agent.begin_update(self.rng)
+
+    def end_update(self, done: int, read: list | None = None) -> None:
+        """The update's statistics, the schedule, the guard; then LOG and the checkpoint."""
+        cfg, log = self.cfg, self.log
+        stats = self.agent.end_update(done, read)
         self.scheduler.step()
         stats.update(self.guard.after_iteration(stats, self.iteration, self.global_step))
         self.iteration += 1
@@ -198,7 +222,8 @@ class Run:
         self.sps = ((self.global_step - self.start["global_step"])
                     / max(log.elapsed() - self.start["elapsed"], 1e-9))
         recent = [(ret, length) for _, ret, length in self.result.episodes[-100:]]
-        log.scalars(iteration_scalars(cfg.algo, stats, lr, self.sps, recent), self.global_step)
+        log.scalars(iteration_scalars(cfg.algo, stats, self.lr, self.sps, recent),
+                    self.global_step)
         if self.solo:
             log.progress(self.global_step, self.sps, self.recent_return())
         if cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0:
@@ -250,10 +275,20 @@ class Run:
         return self.result
 
 
-def train_device(cfg: Config) -> Device:
-    """The device a run of CFG trains on (the same for every agent of a population)."""
+# A population's launches run every agent (rlcl/batched.py): many work-groups per launch, so
+# PoCL pthread pays from a smaller network on. Measured (issue 13, 2-core EPYC): 64 agents of
+# the default config (0.2 MFLOP an update) 305,000 env steps/s on basic against 242,000 on
+# pthread; 32 agents of PureJaxRL's 64x64 config (6.3 MFLOP) 82,000 on basic, 114,000 on
+# pthread. So an agent of a batched population counts eight times its update's FLOP.
+POPULATION_WORK_FACTOR = 8
+
+
+def train_device(cfg: Config, batched: bool = False) -> Device:
+    """The device a run of CFG trains on (the same for every agent of a population; BATCHED:
+    one whose launches run all agents)."""
+    work = update_flop(cfg) * (POPULATION_WORK_FACTOR if batched else 1)
     return Device(cfg.device, profile=cfg.profile or os.environ.get("RLCL_PROFILE") == "1",
-                  work=update_flop(cfg))
+                  work=work)
 
 
 def train(cfg: Config, resume: Path | None = None) -> Result:

@@ -88,13 +88,14 @@ def record(cfg: Config, path: Path, force: bool = False) -> dict:
 
 
 def _run_population(cfg: Config, seeds, grid: dict):
-    from rlcl.population import Population  # late, as _run
+    from rlcl import batched  # late, as _run
+    from rlcl.population import Population
     from rlcl.run import train_device
 
     with tempfile.TemporaryDirectory() as tmp:
         base = replace(cfg, runs_dir=tmp, progress=False, eval_episodes=0, checkpoint_every=0)
         pop = Population(base, list(seeds), grid or {})
-        device = train_device(base)
+        device = train_device(base, batched.applies(base, len(pop.agents)))
         pop.start(device)
         pop.train(device)
         return pop, device.fingerprint

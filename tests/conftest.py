@@ -44,6 +44,30 @@ ON_OCLGRIND = "oclgrind" in _chosen_platform().lower()
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "big: a size >= 129, skipped on the Oclgrind simulator")
+    config.addinivalue_line("markers", "oclgrind_offset_writes: Oclgrind's uninitialised-value "
+                                       "reports are ignored (see _drop_uninitialised)")
+
+
+def _drop_uninitialised(err: str) -> str:
+    """ERR without Oclgrind's reports of uninitialised values (values, addresses and control
+    flow that depend on one). Oclgrind 21.10 marks data that
+    reached a buffer at a nonzero offset as uninitialised: a host write with dst_offset, a
+    fill or a copy at an offset, or any write to a sub-buffer other than at the start of
+    its parent (reproduced here with one 64-float buffer: a blocking host write of 32 floats
+    at byte offset 128, then a kernel that reads float 32 and stores it + 1: reported,
+    though the value is right). A population's kernels read every agent's slice of one
+    buffer at an offset (rlcl/arena.py), so a test of them keeps Oclgrind's checks of
+    invalid accesses, data races and barriers but not this one."""
+    kept, dropping = [], False
+    for line in err.splitlines():
+        if not line.startswith("\t") and ("uninitiali" in line.lower()
+                                           or line.startswith("Oclgrind: 1000 errors")):
+            dropping = True  # this report and its indented lines
+        elif not line.startswith("\t"):
+            dropping = False
+        if not dropping:
+            kept.append(line)
+    return "\n".join(kept)
 
 
 def pytest_report_header(config):
@@ -113,6 +137,8 @@ def _oclgrind_diagnostics(request):
     yield
     device.queue.finish()
     err = capfd.readouterr().err
+    if "oclgrind_offset_writes" in request.keywords:
+        err = _drop_uninitialised(err)
     api = [f for f in _API_ERROR.findall(err) if f != "clGetDeviceInfo"]
     if _KERNEL_DIAGNOSTIC.search(err) or api:
         pytest.fail("Oclgrind reported:\n" + err, pytrace=False)

@@ -36,27 +36,34 @@ def summary(run: Path) -> dict:
 
 def single_run(tmp_path: Path, argv: list, seed: int, point: dict):
     """The run `python -m rlcl.train ARGV --seed SEED --set K=V (POINT)` would make."""
-    sets = [a for k, v in point.items() for a in ("--set", f"{k}={v}")]
+    sets = [a for k, v in point.items() for a in ("--set", f"{k}={json.dumps(v)}")]
     cfg = parse_command([*map(str, argv), *sets, "--seed", str(seed), "--runs-dir",
                          str(tmp_path / "single")]).cfg
     return train(cfg)
 
 
-@pytest.mark.parametrize("env, extra", [
-    ("CartPole", []),  # the device env
-    ("Acrobot", ["--set", "env_backend=gymnasium", "--set", "hidden_sizes=[8]",
-                 "--set", "num_envs=4"]),  # gymnasium's envs on the host
+@pytest.mark.parametrize("algo, env, grid, extra", [
+    # the device env: one launch for all agents (rlcl/batched.py)
+    ("ppo", "CartPole", ["learning_rate=0.011,0.047", "ent_coef=0.0,0.003"], []),
+    ("ppo", "Pendulum", ["momentum=0.8,0.9", "nesterov=false,true"],  # Gaussian head
+     ["--set", "num_steps=64", "--set", "num_minibatches=4", "--set", "norm_reward=true"]),
+    ("a2c", "CartPole", ["gamma=0.9,0.99", "vf_coef=0.5,1.0"], []),
+    ("ppo", "CartPole", ["clip_coef=0.1,0.3", "inject_nan_update=-1,5"],  # the guard's skips
+     ["--set", "inject_nan_repeat=2"]),
+    # gymnasium's envs on the host: agent by agent
+    ("ppo", "Acrobot", ["learning_rate=0.011,0.047", "ent_coef=0.0,0.003"],
+     ["--set", "env_backend=gymnasium", "--set", "hidden_sizes=[8]", "--set", "num_envs=4"]),
 ])
-def test_population_with_a_grid_equals_single_runs(tmp_path, env, extra):
+def test_population_with_a_grid_equals_single_runs(tmp_path, algo, env, grid, extra):
     runs = tmp_path / "runs"
-    done = run_cli("ppo", env, "--seeds", "5,2", "--grid", "learning_rate=0.011,0.047",
-                   "--grid", "ent_coef=0.0,0.003", "--runs-dir", runs, *COMMON, *extra)
+    grids = [a for g in grid for a in ("--grid", g)]
+    done = run_cli(algo, env, "--seeds", "5,2", *grids, "--runs-dir", runs, *COMMON, *extra)
     assert done.returncode == 0, done.stderr
     pop = population_dir(runs)
     data = index(pop)
     assert len(data["agents"]) == 8 and data["status"] == "finished"
     for agent in data["agents"][1::3]:  # grid points and seeds both vary over these
-        result = single_run(tmp_path, ["ppo", env, *COMMON, *extra], agent["seed"],
+        result = single_run(tmp_path, [algo, env, *COMMON, *extra], agent["seed"],
                             agent["grid"])
         folder = pop / agent["folder"]
         assert episodes(folder)[1:] == [[str(s), repr(r), str(n)] for s, r, n in result.episodes]

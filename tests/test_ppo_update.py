@@ -85,3 +85,44 @@ def test_one_fused_update_equals_separate_launches(device, monkeypatch, algo, en
     for name in fused:
         np.testing.assert_array_equal(fused[name], launches[name], name)
     assert np.any(fused["grads"] != 0)
+
+
+@pytest.mark.oclgrind_offset_writes
+@pytest.mark.parametrize("algo, env_id, grid", [
+    ("ppo", "CartPole-v1", {"learning_rate": [0.01, 0.05], "clip_coef": [0.1, 0.3]}),
+    ("a2c", "Pendulum-v1", {"momentum": [0.0, 0.9], "gamma": [0.9, 0.99]}),
+])
+def test_population_launches_equal_each_agent_alone(device, tmp_path, algo, env_id, grid):
+    """Every *_pop launch of rlcl/batched.py (rollout, GAE, minibatch, step, churn) for four
+    agents with different seeds and scalars, two small iterations, against each agent's own
+    launches on the same arena slices: every buffer they write, bit for bit (Oclgrind too)."""
+    from rlcl.population import Population
+
+    base = build_config({**read_toml(packaged_config(algo, "CartPole")), "algo": algo,
+                         "env_id": env_id, "num_envs": 3, "num_steps": 6, "hidden_sizes": [8],
+                         "total_timesteps": 36, "runs_dir": str(tmp_path), "progress": False,
+                         "eval_episodes": 0, "env_backend": "device",
+                         **({"num_minibatches": 2, "update_epochs": 2} if algo == "ppo" else {})})
+    outcome = {}
+    for together in (True, False):
+        pop = Population(base, [3, 8], grid)
+        pop.start(device)
+        runs = [a.run for a in pop.agents]
+        for _ in range(2):
+            if together:
+                assert pop.batched.iterate(runs) == []
+            else:
+                for run in runs:
+                    run.iterate()
+        outcome[together] = [
+            {"params": r.policy.flat.numpy(), "grads": r.policy.flat.grad_numpy(),
+             "stats": device.read(r.agent.stats, r.agent.num_updates * 8),
+             "norms": device.read(r.policy.flat.norms, r.agent.num_updates),
+             "episodes": r.result.episodes, "values": device.read(r.rollout.values, 21)}
+            for r in runs]
+        for run in runs:
+            run.abort()
+    for got, want in zip(outcome[True], outcome[False]):
+        for name in got:
+            np.testing.assert_array_equal(got[name], want[name], name)
+        assert np.any(got["grads"] != 0)

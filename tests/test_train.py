@@ -217,14 +217,14 @@ def test_target_kl_stops_the_epochs_early(tmp_path, monkeypatch):
     from rlcl.agents.ppo import PPO
 
     seen = []
-    original = PPO.update
+    original = PPO.end_update
 
-    def spy(self, rng):
-        stats = original(self, rng)
+    def spy(self, done, read=None):
+        stats = original(self, done, read)
         seen.append(stats["updates"])
         return stats
 
-    monkeypatch.setattr(PPO, "update", spy)
+    monkeypatch.setattr(PPO, "end_update", spy)
     train(short_config(tmp_path, total_timesteps=2048, num_minibatches=4, update_epochs=20,
                        target_kl=1e-9))
     assert seen and all(n == 4 for n in seen[1:])

@@ -61,21 +61,54 @@ class PPO:
 
     def update(self, rng: np.random.Generator) -> dict:
         """Run the epochs over the current rollout; return host-side means of the stats."""
-        cfg, dev, policy, ro = self.cfg, self.device, self.policy, self.rollout
-        B, M, L = cfg.batch_size, cfg.minibatch_size, self.reduce_size
+        self.begin_update(rng)
+        return self.end_update(self.update_minibatches())
+
+    def begin_update(self, rng: np.random.Generator) -> None:
+        """What comes before the minibatches: the epochs' orders, the explained variance."""
+        cfg, dev, ro, L = self.cfg, self.device, self.rollout, self.reduce_size
         ro.upload_indices(self.minibatch_order(rng))
         dev.launch("explained_variance", (L,), (L,), self.batch_stats, 0, ro.values,
-                   ro.returns, B, self.scratch)
+                   ro.returns, cfg.batch_size, self.scratch)
         if self.forward_before:
             self._rollout_outputs(self.old_outputs)
-        done = self._update_minibatches()
-        if self.churn:
-            self._rollout_outputs(None)
-            dev.launch("policy_churn", (L,), (L,), self.batch_stats, 2, self.old_outputs,
-                       policy.outputs, B, policy.n_outputs, self.scratch)
-        return self._summarise(done)
 
-    def _update_minibatches(self) -> int:
+    def end_update(self, done: int, read: list | None = None) -> dict:
+        """What comes after DONE minibatches: the policy's churn, the iteration's stats.
+        READ: what summary_reads names, already read (a population reads every agent's at
+        once after making the churn launches for all: rlcl/batched.py)."""
+        dev, policy, L = self.device, self.policy, self.reduce_size
+        if read is None:
+            if self.churn:
+                self._rollout_outputs(None)
+                dev.launch("policy_churn", (L,), (L,), self.batch_stats, 2, self.old_outputs,
+                           policy.outputs, self.cfg.batch_size, policy.n_outputs, self.scratch)
+            read = dev.read_many(*self.summary_reads(done))
+        return self._summarise(done, read)
+
+    def summary_reads(self, done: int) -> list[tuple]:
+        """(buffer, count) of what an iteration's summary reads back after DONE updates."""
+        flat = self.policy.flat
+        return [(self.stats, done * NUM_LOSS_STATS), (flat.norms, done),
+                (flat.partials, done * flat.step_groups * SMOOTH_STATS), (self.batch_stats, 4)]
+
+    def agent_row(self, u: int) -> tuple[dict, object, object]:
+        """Book update U as update_minibatches and _minibatch_fused do, for a population's
+        ppo_minibatch_pop and ppo_step_pop launch (rlcl/batched.py): (this agent's row of the
+        agent table, its velocity buffer, its prev_update buffer)."""
+        cfg = self.cfg
+        inject = self.total_updates in self.inject_at
+        self.total_updates += 1
+        velocity, prev_update, max_norm, skip_above, lr, momentum, dampening, weight_decay, \
+            nesterov, first = self.optimizer.fused_step(self.policy.flat, cfg.max_grad_norm, u)
+        row = dict(clip_coef=cfg.clip_coef, clip_vloss=int(cfg.clip_vloss),
+                   ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, norm_adv=int(cfg.norm_adv),
+                   inject_nan=int(inject), max_norm=max_norm, skip_above=skip_above, lr=lr,
+                   momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                   nesterov=nesterov, first=first)
+        return row, velocity, prev_update
+
+    def update_minibatches(self) -> int:
         """Epochs x minibatches; returns the number of updates made."""
         cfg = self.cfg
         done = 0
@@ -126,17 +159,9 @@ class PPO:
                     dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
 
     def _prepare_fused(self, max_norm: float):
-        cfg, dev, policy, ro = self.cfg, self.device, self.policy, self.rollout
-        flat = policy.flat
+        cfg, dev, flat = self.cfg, self.device, self.policy.flat
         grads = dev.prepare(
-            "ppo_minibatch", flat.grads, flat.params, self.stats, policy.weights_t, policy.hidden,
-            policy.obs_buffer, self.critic_obs, policy.outputs, policy.values,
-            policy.d_outputs, policy.d_values,
-            policy.d_log_std if policy.continuous else policy.d_values, ro.mb_actions,
-            ro.mb_logp, ro.mb_adv, ro.mb_ret, ro.mb_val, ro.indices, ro.obs, ro.actions, ro.logp,
-            ro.advantages, ro.returns, ro.values, policy.ac_table_buf, len(policy.actor.layers),
-            policy.n_param_tiles, policy.obs_dim, policy.act_dim, policy.n_outputs,
-            policy.log_std_off if policy.continuous else -1, cfg.minibatch_size, 0,
+            "ppo_minibatch", *self.minibatch_buffers(), *self.minibatch_sizes(), 0,
             cfg.clip_coef, int(cfg.clip_vloss), cfg.ent_coef, cfg.vf_coef, int(cfg.norm_adv),
             self.PG_MODE, 0, self.fused_scratch)
         step = dev.prepare(
@@ -144,6 +169,23 @@ class PPO:
             flat.partials, flat.n, 0, max_norm, self.norm_lanes, -1.0, 0.0, 0.0, 0.0, 0.0, 0, 1,
             flat.step_groups, self.fused_scratch)
         return grads, step
+
+    def minibatch_buffers(self) -> list:
+        """ppo_minibatch's buffer arguments, in order (ppo_minibatch_pop's too)."""
+        policy, ro, flat = self.policy, self.rollout, self.policy.flat
+        return [flat.grads, flat.params, self.stats, policy.weights_t, policy.hidden,
+                policy.obs_buffer, self.critic_obs, policy.outputs, policy.values,
+                policy.d_outputs, policy.d_values,
+                policy.d_log_std if policy.continuous else policy.d_values, ro.mb_actions,
+                ro.mb_logp, ro.mb_adv, ro.mb_ret, ro.mb_val, ro.indices, ro.obs, ro.actions,
+                ro.logp, ro.advantages, ro.returns, ro.values, policy.ac_table_buf]
+
+    def minibatch_sizes(self) -> list:
+        """ppo_minibatch's size arguments after the buffers: lpn .. M."""
+        policy = self.policy
+        return [len(policy.actor.layers), policy.n_param_tiles, policy.obs_dim, policy.act_dim,
+                policy.n_outputs, policy.log_std_off if policy.continuous else -1,
+                self.cfg.minibatch_size]
 
     def _rollout_outputs(self, copy_to) -> None:
         """Actor outputs on all rollout states (policy.outputs), copied to COPY_TO if given."""
@@ -164,13 +206,11 @@ class PPO:
         rows = self.device.read(self.stats, n * NUM_LOSS_STATS, offset=(done - n) * NUM_LOSS_STATS)
         return float(rows.reshape(n, NUM_LOSS_STATS)[:, 3].mean())
 
-    def _summarise(self, done: int) -> dict:
+    def _summarise(self, done: int, read: list) -> dict:
         """Means over all minibatches of the iteration (not the last one), in float64, plus the
-        smoothness and divergence figures (rlcl/diagnostics.py)."""
-        dev, flat, c = self.device, self.policy.flat, self.cfg
-        rows, norms, sums, batch = dev.read_many(
-            (self.stats, done * NUM_LOSS_STATS), (flat.norms, done),
-            (flat.partials, done * flat.step_groups * SMOOTH_STATS), (self.batch_stats, 4))
+        smoothness and divergence figures (rlcl/diagnostics.py). READ: summary_reads' arrays."""
+        flat, c = self.policy.flat, self.cfg
+        rows, norms, sums, batch = read
         rows = rows.reshape(done, NUM_LOSS_STATS).astype(np.float64)
         norms32, norms = norms, norms.astype(np.float64)
         sums = sums.reshape(done, flat.step_groups, SMOOTH_STATS).astype(np.float64).sum(axis=1)

@@ -42,6 +42,20 @@ __kernel void ac_forward(__global float *hidden, __global float *outputs,
         ac_forward_rows(hidden, outputs, values, obs, params, table, lpn, B, b, get_global_id(1));
 }
 
+/* Every agent's: (row quad, network, agent) items (stride: hidden, outputs, values, obs,
+ * params, table). */
+__kernel void ac_forward_pop(__global float *hidden, __global float *outputs,
+                             __global float *values, __global const float *obs,
+                             __global const float *params, __global const int *table,
+                             __global const int *stride, int lpn, int B)
+{
+    const int b = 4 * get_global_id(0), a = get_global_id(2);
+    if (b < B)
+        ac_forward_rows(hidden + a * stride[0], outputs + a * stride[1], values + a * stride[2],
+                        obs + a * stride[3], params + a * stride[4], table + a * stride[5], lpn,
+                        B, b, get_global_id(1));
+}
+
 __kernel void ac_transpose(__global float *wt, __global const float *params,
                            __global const int *table, int lpn)
 {

@@ -15,6 +15,17 @@
 #error "activation ids undefined: build through rlcl.device.Device (rlcl/kernel_constants.py)"
 #endif
 
+/* A population's per-agent row of scalars (issue 13; kernel_constants.AGENT_COLUMNS), read by
+ * the *_pop kernels. */
+#if !defined(AGENT_HP) || !defined(HP_CLIP_COEF) || !defined(HP_CLIP_VLOSS) || \
+    !defined(HP_ENT_COEF) || !defined(HP_VF_COEF) || !defined(HP_NORM_ADV) || \
+    !defined(HP_INJECT_NAN) || !defined(HP_MAX_NORM) || !defined(HP_SKIP_ABOVE) || \
+    !defined(HP_LR) || !defined(HP_MOMENTUM) || !defined(HP_DAMPENING) || \
+    !defined(HP_WEIGHT_DECAY) || !defined(HP_NESTEROV) || !defined(HP_FIRST) || \
+    !defined(HP_SEED) || !defined(HP_GAMMA) || !defined(HP_GAE_LAMBDA)
+#error "AGENT_HP / HP_* undefined: build through rlcl.device.Device (rlcl/kernel_constants.py)"
+#endif
+
 /* Eight floats from P + K as scalars that the compiler merges into one vector load (and the
  * store likewise): PoCL 3.0 calls its vload8 / vstore8 out of line, slower than this. */
 #define LOAD8(p, k) (p)[k], (p)[k + 1], (p)[k + 2], (p)[k + 3], (p)[k + 4], (p)[k + 5], \

@@ -20,7 +20,8 @@
  *   norm_reward: ret = gamma ret + r updates ret_rms; the stored reward is
  *     clip(r / sqrt(var + 1e-8), +-10); ret is reset at every end.
  *
- * Layout (all per agent; an agent index would offset each pointer once at the top):
+ * Layout (per agent; rollout_classic_pop runs a population, one work-group per agent, as
+ * ppo_update.cl's *_pop kernels do: stride, hp):
  *   env_state [N][CLASSIC_STATE_DIM], env_int [N][2] (steps, episodes), ep_acc [N][2]
  *   (return, length), obs_rms [2 D + 1], ret_rms [3], ret_acc [N].
  * Launch: ONE work-group of N work-items (one env each; N <= the device's work-group size).
@@ -29,7 +30,7 @@
  */
 #include "device_rollout.h"
 
-__kernel void rollout_classic(
+inline void rollout_classic_body(
     __global float *obs, __global uint *actions, __global float *outputs, __global float *logp,
     __global float *values,
     __global float *rewards, __global int *ends, __global float *trunc_values,
@@ -109,6 +110,51 @@ __kernel void rollout_classic(
         ep_acc[2 * n] = ep_ret; ep_acc[2 * n + 1] = ep_len;
         if (norm_reward) ret_acc[n] = ret;
     }
+}
+
+__kernel void rollout_classic(
+    __global float *obs, __global uint *actions, __global float *outputs, __global float *logp,
+    __global float *values,
+    __global float *rewards, __global int *ends, __global float *trunc_values,
+    __global float *ep_log, __global float *env_state, __global int *env_int,
+    __global float *ep_acc, __global float *obs_rms, __global float *ret_rms,
+    __global float *ret_acc, __global const float *params, __global const int *layers,
+    int n_actor, int n_critic, int act, int log_std_off, int env_id, int D, int max_steps,
+    int T, int N, uint seed, uint stream_act, uint stream_reset, uint iteration, float gamma,
+    int norm_obs, int norm_reward, int width, __local float *scratch, __local float *batch)
+{
+    rollout_classic_body(obs, actions, outputs, logp, values, rewards, ends, trunc_values,
+                         ep_log, env_state, env_int, ep_acc, obs_rms, ret_rms, ret_acc, params,
+                         layers, n_actor, n_critic, act, log_std_off, env_id, D, max_steps, T,
+                         N, seed, stream_act, stream_reset, iteration, gamma, norm_obs,
+                         norm_reward, width, scratch, batch);
+}
+
+/* Every agent of a population: work-group (0, a) runs agent a (seed and gamma: its hp row). */
+__kernel void rollout_classic_pop(
+    __global float *obs, __global uint *actions, __global float *outputs, __global float *logp,
+    __global float *values,
+    __global float *rewards, __global int *ends, __global float *trunc_values,
+    __global float *ep_log, __global float *env_state, __global int *env_int,
+    __global float *ep_acc, __global float *obs_rms, __global float *ret_rms,
+    __global float *ret_acc, __global const float *params, __global const int *layers,
+    __global const int *stride, __global const uint *hp,
+    int n_actor, int n_critic, int act, int log_std_off, int env_id, int D, int max_steps,
+    int T, int N, uint stream_act, uint stream_reset, uint iteration,
+    int norm_obs, int norm_reward, int width, __local float *scratch, __local float *batch)
+{
+    const int a = get_group_id(1);
+    __global const uint *h = hp + a * AGENT_HP;
+    rollout_classic_body(obs + a * stride[0], actions + a * stride[1], outputs + a * stride[2],
+                         logp + a * stride[3], values + a * stride[4], rewards + a * stride[5],
+                         ends + a * stride[6], trunc_values + a * stride[7],
+                         ep_log + a * stride[8], env_state + a * stride[9],
+                         env_int + a * stride[10], ep_acc + a * stride[11],
+                         obs_rms + a * stride[12], ret_rms + a * stride[13],
+                         ret_acc + a * stride[14], params + a * stride[15],
+                         layers + a * stride[16], n_actor, n_critic, act, log_std_off, env_id, D,
+                         max_steps, T, N, h[HP_SEED], stream_act, stream_reset, iteration,
+                         as_float(h[HP_GAMMA]), norm_obs, norm_reward, width, scratch, batch);
 }
 
 /* rollout_classic_reset: every env n < N starts its first episode (episode 0) and, with

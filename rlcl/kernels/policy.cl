@@ -67,8 +67,8 @@ inline int first_argmax(__global const float *z, int A)
     return best;
 }
 
-__kernel void policy_churn(__global float *out, int slot, __global const float *old,
-                           __global const float *new, int B, int A, __local float *scratch)
+inline void policy_churn_body(__global float *out, int slot, __global const float *old,
+                              __global const float *new, int B, int A, __local float *scratch)
 {
     const int lid = get_local_id(0), L = get_local_size(0);
     float changed = 0.0f, tv = 0.0f;
@@ -89,4 +89,20 @@ __kernel void policy_churn(__global float *out, int slot, __global const float *
         out[slot] = total_changed / B;
         out[slot + 1] = total_tv / B;
     }
+}
+
+__kernel void policy_churn(__global float *out, int slot, __global const float *old,
+                           __global const float *new, int B, int A, __local float *scratch)
+{
+    policy_churn_body(out, slot, old, new, B, A, scratch);
+}
+
+/* Every agent's: work-group (0, a) is agent a's (stride: out, old, new). */
+__kernel void policy_churn_pop(__global float *out, int slot, __global const float *old,
+                               __global const float *new, __global const int *stride, int B,
+                               int A, __local float *scratch)
+{
+    const int a = get_group_id(1);
+    policy_churn_body(out + a * stride[0], slot, old + a * stride[1], new + a * stride[2], B, A,
+                      scratch);
 }

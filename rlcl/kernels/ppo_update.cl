@@ -34,7 +34,13 @@
  *   scratch: max(8 W, norm_lanes) floats.
  * Optimizer: SGD / Momentum (torch.optim.SGD semantics; `first`: the run's very first step).
  *   Adam keeps the separate launches.
- * All buffers belong to one agent: an agent index would offset each pointer once at the top.
+ * A population (issue 13): ppo_minibatch_pop and ppo_step_pop run every agent in one launch,
+ *   a second NDRange dimension over agents (work-group (g, a): group g of agent a). Agent a's
+ *   buffers lie stride[i] words after agent a-1's (i: the buffer's place among the buffer
+ *   arguments; 0 for one shared by all), its scalars are row (u, a) of hp (AGENT_HP words,
+ *   columns HP_*: kernel_constants.AGENT_COLUMNS; the rows of all of an iteration's updates,
+ *   written at once), and it runs the same body as the single launch on its own buffers: the
+ *   same arithmetic in the same order, so the single run's bits.
  * Reference: the separate kernels, and through them rlcl/reference.py.
  */
 #include "actor_critic.h"
@@ -42,7 +48,7 @@
 #include "optim.h"
 #include "rollout.h"
 
-__kernel void ppo_minibatch(
+inline void ppo_minibatch_body(
     __global float *grads, __global const float *params, __global float *stats,
     __global float *wt,
     /* the network's minibatch buffers (ActorCritic) and the minibatch (Rollout); critic_obs:
@@ -101,7 +107,7 @@ __kernel void ppo_minibatch(
     if (!net && lid == 0 && inject_nan) grads[0] = NAN;  /* the actor's first weight */
 }
 
-__kernel void ppo_step(
+inline void ppo_step_body(
     __global float *params, __global float *grads, __global float *velocity,
     __global float *prev_update, __global float *norms, __global float *partials, int n, int u,
     float max_norm, int norm_lanes, float skip_above, float lr, float momentum, float dampening,
@@ -120,4 +126,83 @@ __kernel void ppo_step(
         sgd_group8(params, grads, velocity, prev_update, g, n, norm, max_norm, skip, lr, momentum,
                    dampening, weight_decay, nesterov, first,
                    partials + (u * step_groups + g) * NUM_SMOOTH);
+}
+
+__kernel void ppo_minibatch(
+    __global float *grads, __global const float *params, __global float *stats,
+    __global float *wt, __global float *hidden, __global float *mb_obs,
+    __global float *critic_obs, __global float *outputs, __global float *mb_values,
+    __global float *d_outputs, __global float *d_values, __global float *d_log_std,
+    __global uint *mb_actions, __global float *mb_logp, __global float *mb_adv,
+    __global float *mb_ret, __global float *mb_val, __global const int *idx,
+    __global const float *obs, __global const uint *actions, __global const float *logp,
+    __global const float *advantages, __global const float *returns,
+    __global const float *values, __global const int *table, int lpn, int n_tiles,
+    int obs_dim, int act_dim, int A, int log_std_off, int M, int u, float clip_coef,
+    int clip_vloss, float ent_coef, float vf_coef, int norm_adv, int pg_mode, int inject_nan,
+    __local float *scratch)
+{
+    ppo_minibatch_body(grads, params, stats, wt, hidden, mb_obs, critic_obs, outputs, mb_values,
+                       d_outputs, d_values, d_log_std, mb_actions, mb_logp, mb_adv, mb_ret,
+                       mb_val, idx, obs, actions, logp, advantages, returns, values, table, lpn,
+                       n_tiles, obs_dim, act_dim, A, log_std_off, M, u, clip_coef, clip_vloss,
+                       ent_coef, vf_coef, norm_adv, pg_mode, inject_nan, scratch);
+}
+
+__kernel void ppo_minibatch_pop(
+    __global float *grads, __global const float *params, __global float *stats,
+    __global float *wt, __global float *hidden, __global float *mb_obs,
+    __global float *critic_obs, __global float *outputs, __global float *mb_values,
+    __global float *d_outputs, __global float *d_values, __global float *d_log_std,
+    __global uint *mb_actions, __global float *mb_logp, __global float *mb_adv,
+    __global float *mb_ret, __global float *mb_val, __global const int *idx,
+    __global const float *obs, __global const uint *actions, __global const float *logp,
+    __global const float *advantages, __global const float *returns,
+    __global const float *values, __global const int *table, __global const int *stride,
+    __global const uint *hp, int lpn, int n_tiles, int obs_dim, int act_dim, int A,
+    int log_std_off, int M, int u, int pg_mode, __local float *scratch)
+{
+    const int a = get_group_id(1);
+    __global const uint *h = hp + (u * get_num_groups(1) + a) * AGENT_HP;  /* update u's row */
+    ppo_minibatch_body(grads + a * stride[0], params + a * stride[1], stats + a * stride[2],
+                       wt + a * stride[3], hidden + a * stride[4], mb_obs + a * stride[5],
+                       critic_obs + a * stride[6], outputs + a * stride[7],
+                       mb_values + a * stride[8], d_outputs + a * stride[9],
+                       d_values + a * stride[10], d_log_std + a * stride[11],
+                       mb_actions + a * stride[12], mb_logp + a * stride[13],
+                       mb_adv + a * stride[14], mb_ret + a * stride[15], mb_val + a * stride[16],
+                       idx + a * stride[17], obs + a * stride[18], actions + a * stride[19],
+                       logp + a * stride[20], advantages + a * stride[21],
+                       returns + a * stride[22], values + a * stride[23],
+                       table + a * stride[24], lpn, n_tiles, obs_dim, act_dim, A, log_std_off, M,
+                       u, as_float(h[HP_CLIP_COEF]), (int)h[HP_CLIP_VLOSS],
+                       as_float(h[HP_ENT_COEF]), as_float(h[HP_VF_COEF]), (int)h[HP_NORM_ADV],
+                       pg_mode, (int)h[HP_INJECT_NAN], scratch);
+}
+
+__kernel void ppo_step(
+    __global float *params, __global float *grads, __global float *velocity,
+    __global float *prev_update, __global float *norms, __global float *partials, int n, int u,
+    float max_norm, int norm_lanes, float skip_above, float lr, float momentum, float dampening,
+    float weight_decay, int nesterov, int first, int step_groups, __local float *scratch)
+{
+    ppo_step_body(params, grads, velocity, prev_update, norms, partials, n, u, max_norm,
+                  norm_lanes, skip_above, lr, momentum, dampening, weight_decay, nesterov, first,
+                  step_groups, scratch);
+}
+
+__kernel void ppo_step_pop(
+    __global float *params, __global float *grads, __global float *velocity,
+    __global float *prev_update, __global float *norms, __global float *partials,
+    __global const int *stride, __global const uint *hp, int n, int u, int norm_lanes,
+    int step_groups, __local float *scratch)
+{
+    const int a = get_group_id(1);
+    __global const uint *h = hp + (u * get_num_groups(1) + a) * AGENT_HP;  /* update u's row */
+    ppo_step_body(params + a * stride[0], grads + a * stride[1], velocity + a * stride[2],
+                  prev_update + a * stride[3], norms + a * stride[4], partials + a * stride[5],
+                  n, u, as_float(h[HP_MAX_NORM]), norm_lanes, as_float(h[HP_SKIP_ABOVE]),
+                  as_float(h[HP_LR]), as_float(h[HP_MOMENTUM]), as_float(h[HP_DAMPENING]),
+                  as_float(h[HP_WEIGHT_DECAY]), (int)h[HP_NESTEROV], (int)h[HP_FIRST],
+                  step_groups, scratch);
 }

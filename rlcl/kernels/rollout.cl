@@ -27,13 +27,11 @@
 #error "END_* undefined: build through rlcl.device.Device (rlcl/kernel_constants.py)"
 #endif
 
-__kernel void gae(__global float *advantages, __global float *returns,
-                  __global const float *rewards, __global const float *values,
-                  __global const int *ends, __global const float *trunc_values,
-                  int T, int N, float gamma, float lam)
+inline void gae_env(__global float *advantages, __global float *returns,
+                    __global const float *rewards, __global const float *values,
+                    __global const int *ends, __global const float *trunc_values,
+                    int T, int N, float gamma, float lam, int n)
 {
-    const int n = get_global_id(0);
-    if (n >= N) return;
     float next_adv = 0.0f;
     for (int t = T - 1; t >= 0; t--) {
         const int k = t * N + n;
@@ -44,6 +42,30 @@ __kernel void gae(__global float *advantages, __global float *returns,
         advantages[k] = next_adv;
         returns[k] = next_adv + values[k];
     }
+}
+
+__kernel void gae(__global float *advantages, __global float *returns,
+                  __global const float *rewards, __global const float *values,
+                  __global const int *ends, __global const float *trunc_values,
+                  int T, int N, float gamma, float lam)
+{
+    const int n = get_global_id(0);
+    if (n < N) gae_env(advantages, returns, rewards, values, ends, trunc_values, T, N, gamma, lam, n);
+}
+
+/* A population's (ppo_update.cl's *_pop convention: stride, hp): env n of agent
+ * get_global_id(1), with its gamma and gae_lambda. */
+__kernel void gae_pop(__global float *advantages, __global float *returns,
+                      __global const float *rewards, __global const float *values,
+                      __global const int *ends, __global const float *trunc_values,
+                      __global const int *stride, __global const uint *hp, int T, int N)
+{
+    const int n = get_global_id(0), a = get_global_id(1);
+    __global const uint *h = hp + a * AGENT_HP;
+    if (n < N)
+        gae_env(advantages + a * stride[0], returns + a * stride[1], rewards + a * stride[2],
+                values + a * stride[3], ends + a * stride[4], trunc_values + a * stride[5], T, N,
+                as_float(h[HP_GAMMA]), as_float(h[HP_GAE_LAMBDA]), n);
 }
 
 __kernel void gather_minibatch(__global float *mb_obs, __global uint *mb_actions,
@@ -60,8 +82,8 @@ __kernel void gather_minibatch(__global float *mb_obs, __global uint *mb_actions
                actions, logp, advantages, returns, values, obs_dim, act_dim, LOSS_BOTH);
 }
 
-__kernel void explained_variance(__global float *out, int slot, __global const float *values,
-                                 __global const float *returns, int n, __local float *scratch)
+inline void explained_variance_body(__global float *out, int slot, __global const float *values,
+                                    __global const float *returns, int n, __local float *scratch)
 {
     const int lid = get_local_id(0), L = get_local_size(0);
     float s_r = 0.0f, s_d = 0.0f;
@@ -80,4 +102,20 @@ __kernel void explained_variance(__global float *out, int slot, __global const f
         out[slot] = var_r <= 1e-10f * mean_r * mean_r ? NAN : 1.0f - var_d / var_r;
         out[slot + 1] = var_r;
     }
+}
+
+__kernel void explained_variance(__global float *out, int slot, __global const float *values,
+                                 __global const float *returns, int n, __local float *scratch)
+{
+    explained_variance_body(out, slot, values, returns, n, scratch);
+}
+
+/* Every agent's: work-group (0, a) is agent a's (stride: out, values, returns). */
+__kernel void explained_variance_pop(__global float *out, int slot, __global const float *values,
+                                     __global const float *returns,
+                                     __global const int *stride, int n, __local float *scratch)
+{
+    const int a = get_group_id(1);
+    explained_variance_body(out + a * stride[0], slot, values + a * stride[1],
+                            returns + a * stride[2], n, scratch);
 }

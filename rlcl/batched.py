@@ -1,0 +1,159 @@
+"""One launch for all agents of a population (issue 13): the iteration of rlcl/run.py's Run,
+for every agent at once, where its big launches run the whole population.
+
+Per iteration: one ``rollout_classic_pop`` (every agent's whole rollout) and one readback of
+every agent's finished episodes; per minibatch one ``ppo_minibatch_pop`` and one
+``ppo_step_pop`` (kernels/ppo_update.cl), where each agent alone made two launches. Each
+agent keeps the rest of its iteration (GAE, the statistics, the guard, the logs) through its
+Run's phases, in the single run's order. The buffers are the arena's (rlcl/arena.py), so the
+kernels find every agent's slice; the per-agent scalars (seed, gamma, the loss coefficients,
+the optimizer's step scalars) go in one table written per launch row.
+
+Where it applies (``applies``): device envs and the fused update (SGD family, no target_kl
+early stop, which ends epochs per agent). Agent k's arithmetic is the single launches', so
+a population trained here equals one trained agent by agent (tests/test_population.py).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from rlcl.agents.ppo import PPO
+from rlcl.arena import AgentTable, Arena, Pinned
+from rlcl.config import Config
+from rlcl.guard import DivergenceError
+from rlcl.kernel_constants import AGENT_COLUMNS
+from rlcl.policy import STREAM_ENV_RESET, STREAM_ROLLOUT
+
+
+def applies(cfg: Config, agents: int) -> bool:
+    return (agents > 1 and cfg.env_backend == "device" and cfg.optimizer != "adam"
+            and cfg.target_kl == 0 and PPO.FUSE)
+
+
+class Batched:
+    """RUNS: the population's Run per agent index, every one built in ARENA."""
+
+    def __init__(self, device, arena: Arena, runs: list):
+        self.device, self.arena, self.runs = device, arena, runs
+        P, r0 = len(runs), runs[0]
+        self.keep: list = []  # host arrays whose copies may still be in flight
+        agent, rollout, policy, envs = r0.agent, r0.rollout, r0.policy, r0.state.envs
+        flat = policy.flat
+        self.velocity, self.prev_update = Pinned(device, P, flat.n), Pinned(device, P, flat.n)
+        # the agents' scalars: those of the rollout and the advantages (set once), and per
+        # iteration those of its updates, a row per (update, agent), written in one copy (on
+        # PoCL pthread a copy waits for the launches before it: one per launch serialised
+        # the host and the device)
+        fixed = AgentTable(P)
+        for run in runs:
+            fixed.set(run.index, {"seed": run.cfg.seed, "gamma": run.cfg.gamma,
+                                  "gae_lambda": run.cfg.gae_lambda})
+        self.hp = device.upload(fixed.words)
+        self.tables = [AgentTable(P) for _ in range(agent.num_updates)]
+        self.hp_steps = device.zeros(agent.num_updates * P * len(AGENT_COLUMNS), np.uint32)
+        self.L = L = agent.reduce_size
+
+        def pop(name, buffers, *rest, strides_after=0):
+            wholes, strides = arena.strides(buffers)
+            return device.prepare(name, *wholes, *rest[:strides_after], device.upload(strides),
+                                  *rest[strides_after:])
+
+        self.rollout = pop("rollout_classic_pop", rollout.buffers(envs, policy), self.hp,
+                           *rollout.sizes(envs, policy), rollout.T, rollout.N, STREAM_ROLLOUT,
+                           STREAM_ENV_RESET, 0, int(envs.norm_obs), int(envs.norm_reward),
+                           rollout.width, rollout.scratch, rollout.batch)
+        ro = rollout
+        self.gae = pop("gae_pop", [ro.advantages, ro.returns, ro.rewards, ro.values, ro.ends,
+                                   ro.trunc_values], self.hp, ro.T, ro.N)
+        self.explained = device.prepare(
+            "explained_variance_pop", arena.whole(agent.batch_stats)[0], 0,
+            arena.whole(ro.values)[0], arena.whole(ro.returns)[0],
+            device.upload(arena.strides([agent.batch_stats, ro.values, ro.returns])[1]),
+            r0.cfg.batch_size, agent.scratch)
+        self.minibatch = pop("ppo_minibatch_pop", agent.minibatch_buffers(), self.hp_steps,
+                             *agent.minibatch_sizes(), 0, agent.PG_MODE, agent.fused_scratch)
+        wholes, strides = arena.strides([flat.params, flat.grads])
+        norms, norm_stride = arena.whole(flat.norms)
+        partials, partial_stride = arena.whole(flat.partials)
+        self.step = device.prepare(
+            "ppo_step_pop", *wholes, self.velocity.whole, self.prev_update.whole, norms, partials,
+            device.upload(np.array([*strides, self.velocity.stride, self.prev_update.stride,
+                                    norm_stride, partial_stride], np.int32)),
+            self.hp_steps, flat.n, 0, agent.norm_lanes, flat.step_groups, agent.fused_scratch)
+        self.churn = None
+        if agent.churn:  # the actor on every stored state after the update, then the churn
+            self.forward = pop("ac_forward_pop", [policy.hidden, policy.outputs, policy.values,
+                                                  ro.obs, flat.params, policy.ac_table_buf],
+                               len(policy.actor.layers), r0.cfg.batch_size)
+            wholes, strides = arena.strides([agent.batch_stats, ro.outputs, policy.outputs])
+            self.churn = device.prepare("policy_churn_pop", wholes[0], 2, wholes[1], wholes[2],
+                                        device.upload(strides), r0.cfg.batch_size,
+                                        policy.n_outputs, agent.scratch)
+        self.indices, self.index_stride = arena.whole(ro.indices)
+        self.ep_log, self.ep_stride = arena.whole(rollout.ep_log)
+        self.ep_host = np.zeros(P * self.ep_stride, np.float32)
+
+    def iterate(self, live: list) -> list:
+        """One iteration of the LIVE runs, all at the same iteration. The launches run every
+        agent: a stopped (failed) one's slices are computed and ignored, for a kernel may not
+        return before its barriers on PoCL 3.0 (an early return for such agents made it
+        miscompile the gradients to zeros; Oclgrind ran it right). Returns (run,
+        DivergenceError) for each run whose guard gave up, for the caller to stop."""
+        dev, P, L = self.device, len(self.runs), self.L
+        r0 = live[0]
+        N, T, B = r0.rollout.N, r0.rollout.T, r0.cfg.batch_size
+        # ROLLOUT: every agent's, one launch; every agent's finished episodes, one readback
+        self.rollout.launch((N, P), (N, 1), iteration=r0.iteration)
+        t0 = time.perf_counter()
+        dev.read_into(self.ep_host, self.ep_log)  # blocking: every earlier copy is done too
+        self.keep.clear()
+        logs = self.ep_host.reshape(P, self.ep_stride)[:, :2 * T * N].reshape(P, T, N, 2)
+        seconds = (time.perf_counter() - t0) / len(live)
+        orders = np.zeros((P, self.index_stride), np.int32)
+        for run in live:
+            run.rollout.readback_seconds += seconds
+            run.rollout.ep_log_host[...] = logs[run.index]
+            run.after_rollout(run.rollout.finished(run.global_step), gae=False)
+            run.begin_update(launch=False)
+            order = run.agent.minibatch_order(run.rng)
+            orders[run.index, :order.size] = order
+        # ADVANTAGE, and the update's first launches
+        self.gae.launch((N, P), None)
+        self.keep.append(orders)
+        dev.write(self.indices, orders)
+        self.explained.launch((L, P), (L, 1))
+        # UPDATE: every update's scalars booked (as the single run books them, update by
+        # update) and written at once; then per minibatch both launches for every agent
+        updates = r0.agent.num_updates
+        for u, table in enumerate(self.tables):
+            for run in live:
+                row, _, _ = run.agent.agent_row(u)
+                table.set(run.index, row)
+                state = run.optimizer.state[run.policy.flat]
+                self.velocity.pin(state, "momentum_buffer", run.index)
+                self.prev_update.pin(state, "prev_update", run.index)
+        self.keep.append(np.concatenate([table.words for table in self.tables]))
+        dev.write(self.hp_steps, self.keep[-1])
+        for u in range(updates):
+            self.minibatch.launch((2 * L, P), (L, 1), u=u)
+            self.step.launch((2 * L, P), (L, 1), u=u)
+        if self.churn is not None:
+            self.forward.launch((-(-B // 4), 2, P), None)
+            self.churn.launch((L, P), (L, 1))
+        # every agent's statistics in one read per kind, then each agent's summary
+        wholes = [(self.arena.whole(buffer), count)
+                  for buffer, count in r0.agent.summary_reads(updates)]
+        reads = dev.read_many(*((whole, P * stride) for (whole, stride), _ in wholes))
+        failed = []
+        for run in live:
+            a = run.index
+            mine = [read[a * stride:a * stride + count]
+                    for read, ((_, stride), count) in zip(reads, wholes)]
+            try:
+                run.end_update(updates, mine)
+            except DivergenceError as exc:  # that agent alone: the caller stops it
+                failed.append((run, exc))
+        return failed
