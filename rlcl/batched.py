@@ -54,7 +54,7 @@ class Batched:
         self.hp = device.upload(fixed.words)
         self.tables = [AgentTable(P) for _ in range(agent.num_updates)]
         self.hp_steps = device.zeros(agent.num_updates * P * len(AGENT_COLUMNS), np.uint32)
-        self.L = L = agent.reduce_size
+        self.L = agent.reduce_size
 
         def pop(name, buffers, *rest, strides_after=0):
             wholes, strides = arena.strides(buffers)
@@ -141,7 +141,7 @@ class Batched:
             self.minibatch.launch((2 * L, P), (L, 1), u=u)
             self.step.launch((2 * L, P), (L, 1), u=u)
         if self.churn is not None:
-            self.forward.launch((-(-B // 4), 2, P), None)
+            self.forward.launch((-(-B // 4), 1, P), None)  # the actor alone, as _rollout_outputs
             self.churn.launch((L, P), (L, 1))
         # every agent's statistics in one read per kind, then each agent's summary
         wholes = [(self.arena.whole(buffer), count)

@@ -214,3 +214,29 @@ def print_summary(result) -> None:
     if s["eval_episodes"]:
         print(f"greedy evaluation over {s['eval_episodes']} episodes: "
               f"{s['eval_mean_return']:.1f} +/- {s['eval_std_return']:.1f}")
+
+
+def print_population(pop) -> None:
+    """The end-of-run table of a population.Population: per grid point its agents, failures
+    and IQM with its CI."""
+    index = pop.index()
+    print(f"population folder: {pop.pop_dir}")
+    fps = index["fps"]
+    print(f"trained {len(pop.agents)} agents in {pop.wall:.1f} s"
+          + (f" ({fps:,.0f} env steps/s in all)" if fps else ""))
+    keys = list(pop.grid)
+    header = [*keys, "agents", "failed", "IQM", "95% CI", "mean", "median"]
+    rows = []
+    for point in index["grid_points"]:
+        ev = point["eval"]
+        if not ev["n"]:  # eval_episodes = 0
+            return
+        ci = ev["iqm"]["ci"]
+        rows.append([*(str(point["grid"][k]) for k in keys), str(len(point["agents"])),
+                     str(point["failed"]), f"{ev['iqm']['value']:.1f}",
+                     f"[{ci[0]:.1f}, {ci[1]:.1f}]", f"{ev['mean']['value']:.1f}",
+                     f"{ev['median']['value']:.1f}"])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    print("greedy evaluation per grid point:")
+    for line in [header, *rows]:
+        print("  " + "  ".join(c.rjust(w) for c, w in zip(line, widths)))

@@ -120,11 +120,12 @@ class ActorCritic:
             return actions + self.action_start if self.action_start else actions
         return np.clip(actions.reshape(-1, self.act_dim), self.low, self.high)
 
-    def evaluate(self, batch: int) -> None:
-        """Forward both networks on the BATCH rows of :attr:`obs_buffer`; results land in
-        :attr:`outputs` and :attr:`values` with activations kept for :meth:`backward`.
-        One launch (actor_critic.cl); MLP.forward is the per-layer equivalent."""
-        self.device.launch("ac_forward", (-(-batch // 4), 2), None, self.hidden, self.outputs,
+    def evaluate(self, batch: int, critic: bool = True) -> None:
+        """Forward both networks (without CRITIC: the actor alone, network 0) on the BATCH
+        rows of :attr:`obs_buffer`; results land in :attr:`outputs` and :attr:`values` with
+        activations kept for :meth:`backward`. One launch (actor_critic.cl); MLP.forward is
+        the per-layer equivalent."""
+        self.device.launch("ac_forward", (-(-batch // 4), 1 + int(critic)), None, self.hidden, self.outputs,
                            self.values, self.obs_buffer, self.flat.params, self.ac_table_buf,
                            len(self.actor.layers), batch)
 

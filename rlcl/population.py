@@ -318,28 +318,3 @@ def train_population(command) -> tuple[Population, int]:
         device = train_device(pop.base, batched.applies(pop.base, len(pop.agents)))
         pop.start(device)
     return pop, pop.train(device)
-
-
-def print_population(pop: Population) -> None:
-    """The end-of-run table: per grid point its agents, failures and IQM with its CI."""
-    index = pop.index()
-    print(f"population folder: {pop.pop_dir}")
-    fps = index["fps"]
-    print(f"trained {len(pop.agents)} agents in {pop.wall:.1f} s"
-          + (f" ({fps:,.0f} env steps/s in all)" if fps else ""))
-    keys = list(pop.grid)
-    header = [*keys, "agents", "failed", "IQM", "95% CI", "mean", "median"]
-    rows = []
-    for point in index["grid_points"]:
-        ev = point["eval"]
-        if not ev["n"]:  # eval_episodes = 0
-            return
-        ci = ev["iqm"]["ci"]
-        rows.append([*(str(point["grid"][k]) for k in keys), str(len(point["agents"])),
-                     str(point["failed"]), f"{ev['iqm']['value']:.1f}",
-                     f"[{ci[0]:.1f}, {ci[1]:.1f}]", f"{ev['mean']['value']:.1f}",
-                     f"{ev['median']['value']:.1f}"])
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    print("greedy evaluation per grid point:")
-    for line in [header, *rows]:
-        print("  " + "  ".join(c.rjust(w) for c, w in zip(line, widths)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from rlcl.cli import parse_command, print_summary
+from rlcl.cli import parse_command, print_population, print_summary
 from rlcl.errors import RlclError
 from rlcl.run import Result, Run, make_agent, train, update_flop  # noqa: F401 (the public names)
 
@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         command = parse_command(argv)
         if command.population:  # --seeds or --grid, or --resume of a population folder
-            from rlcl.population import print_population, train_population
+            from rlcl.population import train_population
 
             pop, code = train_population(command)
             print_population(pop)

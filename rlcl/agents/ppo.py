@@ -191,7 +191,7 @@ class PPO:
         """Actor outputs on all rollout states (policy.outputs), copied to COPY_TO if given."""
         dev, policy, B = self.device, self.policy, self.cfg.batch_size
         dev.copy(policy.obs_buffer, self.rollout.obs, B * policy.obs_dim)
-        policy.evaluate(B)
+        policy.evaluate(B, critic=False)  # the churn reads only the actor's outputs
         if copy_to is not None:
             dev.copy(copy_to, policy.outputs, B * policy.n_outputs)
 
