@@ -128,18 +128,22 @@ class Batched:
         # UPDATE: every update's scalars booked (as the single run books them, update by
         # update) and written at once; then per minibatch both launches for every agent
         updates = r0.agent.num_updates
+        slots = [run.index for run in live]
         for u, table in enumerate(self.tables):
+            rows = []
             for run in live:
-                row, _, _ = run.agent.agent_row(u)
-                table.set(run.index, row)
+                rows.append(run.agent.agent_row(u)[0])
                 state = run.optimizer.state[run.policy.flat]
                 self.velocity.pin(state, "momentum_buffer", run.index)
                 self.prev_update.pin(state, "prev_update", run.index)
+            table.set_rows(slots, rows)
         self.keep.append(np.concatenate([table.words for table in self.tables]))
         dev.write(self.hp_steps, self.keep[-1])
         for u in range(updates):
             self.minibatch.launch((2 * L, P), (L, 1), u=u)
-            self.step.launch((2 * L, P), (L, 1), u=u)
+            # one group per agent: the agents fill the cores, and each group computes the
+            # whole gradient norm before its share of the step (ppo_update.cl)
+            self.step.launch((L, P), (L, 1), u=u)
         if self.churn is not None:
             self.forward.launch((-(-B // 4), 1, P), None)  # the actor alone, as _rollout_outputs
             self.churn.launch((L, P), (L, 1))

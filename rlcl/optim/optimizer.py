@@ -81,8 +81,8 @@ class Optimizer:
         steps over a slot range), so a step that does not continue it settles it first."""
         max_norm, slot = self._take_clip(p)
         skip_above = -1.0 if self.skip_above is None else float(self.skip_above)
-        mine = self.unsettled_slots(p)
-        if mine and slot != mine[-1] + 1:
+        last = next((s for q, s, _ in reversed(self._launched) if q is p), None)
+        if last is not None and slot != last + 1:
             self.settle()
         self._launched.append((p, slot, skip_above))
         return p.norms, slot, max_norm, skip_above
