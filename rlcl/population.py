@@ -188,8 +188,10 @@ class Population:
         self.batched = (batched.Batched(device, arena, [a.run for a in self.agents])
                         if arena is not None else None)
 
-    def train(self, device) -> int:
-        """Train every running agent to the end; returns the exit code (3 if any failed)."""
+    def train(self, device, watch=None) -> int:
+        """Train every running agent to the end; returns the exit code (3 if any failed).
+        WATCH(population), if given, is called after each pass over the agents (rlcl.tune
+        reports to its pruner there); an exception it raises stops the population."""
         started = time.perf_counter() - self.wall
         running = [a for a in self.agents if a.status == RUNNING]
         total = sum(a.cfg.num_iterations * a.cfg.batch_size for a in self.agents)
@@ -207,6 +209,8 @@ class Population:
                             self._iterate(agent)
                 self.wall = time.perf_counter() - started
                 self._show(progress, steps_before, running)
+                if watch is not None:
+                    watch(self)
         except BaseException:
             progress.end()
             for agent in running:

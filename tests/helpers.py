@@ -11,9 +11,13 @@ comparison may round the other way. Tests of what both heads do are parametrised
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import gymnasium as gym
@@ -279,8 +283,8 @@ def run_cli(*args, timeout=600, module="rlcl.train"):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def start_cli(*args):
-    return subprocess.Popen([sys.executable, "-m", "rlcl.train", *map(str, args)],
+def start_cli(*args, module="rlcl.train"):
+    return subprocess.Popen([sys.executable, "-m", module, *map(str, args)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -289,3 +293,42 @@ def episodes(run: Path) -> list[list[str]]:
     differ between bit-identical runs)."""
     with open(run / "episodes.csv") as fh:
         return [[r[0], r[2], r[3]] for r in csv.reader(fh)]
+
+
+# -- a PostgreSQL server of the test's own (rlcl.tune's shared storage, issue 14) ---------------
+def postgres_bin() -> Path | None:
+    """The folder of initdb and pg_ctl: on PATH, or Debian's /usr/lib/postgresql/N/bin."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return debian[-1].parent if debian else None
+
+
+@contextlib.contextmanager
+def postgres_server():
+    """A throwaway server on a Unix socket; yields its URL for SQLAlchemy. PostgreSQL refuses
+    to run as root, so under root it runs as the postgres user (Debian's package makes one)."""
+    bin_dir = postgres_bin()
+    root = Path(tempfile.mkdtemp(prefix="rlcl-pg-", dir="/tmp"))
+    data, sock = root / "data", root / "sock"
+    sock.mkdir()
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        root.chmod(0o755)
+        shutil.chown(sock, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+        data.mkdir()
+        shutil.chown(data, "postgres")
+    run = lambda *cmd: subprocess.run([*as_user, *map(str, cmd)], check=True,  # noqa: E731
+                                      capture_output=True, text=True)
+    run(bin_dir / "initdb", "-D", data, "-U", "rlcl", "--auth=trust")
+    port = 55432 + os.getpid() % 1000
+    run(bin_dir / "pg_ctl", "-D", data, "-l", data / "server.log", "-w", "-o",
+        f"-k {sock} -p {port} -c listen_addresses=''", "start")
+    try:
+        run(bin_dir / "createdb", "-h", sock, "-p", port, "-U", "rlcl", "tune")
+        yield f"postgresql://rlcl@/tune?host={sock}&port={port}"
+    finally:
+        run(bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "stop")
+        shutil.rmtree(root, ignore_errors=True)

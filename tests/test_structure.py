@@ -53,4 +53,5 @@ def test_only_entry_points_import_train_and_one_module_per_library():
     assert importers("rlcl.train") == ["rlcl.testing"]
     assert importers("pyopencl") == ["rlcl.device"]
     assert importers("tensorboardX") == ["rlcl.logger"]
+    assert importers("optuna") == ["rlcl.tune"]  # an optional extra: rlcl.train never needs it
     assert "rlcl.envs" not in graph["rlcl.config"] and "gymnasium" not in graph["rlcl.config"]
