@@ -22,6 +22,7 @@ ALIASES = {
     "CartPole": "CartPole-v1",
     "Acrobot": "Acrobot-v1",
     "MountainCar": "MountainCar-v0",
+    "MountainCarContinuous": "MountainCarContinuous-v0",
     "Pendulum": "Pendulum-v1",
     "LunarLander": "LunarLander-v3",
 }

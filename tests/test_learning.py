@@ -5,6 +5,8 @@ budget:
 * PPO and A2C on CartPole: >= 475 on seeds 0-4 (budgets 100,000 and 500,000 steps);
 * PPO on Acrobot: >= -100, PPO on Pendulum: >= -250, PPO on LunarLander: >= 200 (with the
   box2d extra), on seeds 0-2; A2C on Acrobot has no stated target: >= -100 is checked.
+* Issue 14's configs, found with rlcl.tune: PPO on MountainCarContinuous >= 90 and A2C on
+  Pendulum >= -250, on seeds 0-4.
 """
 
 import importlib.util
@@ -19,7 +21,8 @@ BUDGET = {("ppo", "CartPole"): 100_000, ("a2c", "CartPole"): 500_000,
           ("ppo", "LunarLander"): 1_000_000}
 TARGETS = {("ppo", "CartPole"): (475, range(5)), ("a2c", "CartPole"): (475, range(5)),
            ("ppo", "Acrobot"): (-100, range(3)), ("a2c", "Acrobot"): (-100, range(3)),
-           ("ppo", "Pendulum"): (-250, range(3)), ("ppo", "LunarLander"): (200, range(3))}
+           ("ppo", "Pendulum"): (-250, range(3)), ("ppo", "LunarLander"): (200, range(3)),
+           ("ppo", "MountainCarContinuous"): (90, range(5)), ("a2c", "Pendulum"): (-250, range(5))}
 CASES = [(algo, env, seed) for (algo, env), (_, seeds) in TARGETS.items()
          if packaged_config(algo, env) is not None for seed in seeds]
 

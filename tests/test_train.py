@@ -195,11 +195,11 @@ def test_list_names_algorithms_aliases_and_tuned_configs(capsys):
 
 
 def test_untuned_env_uses_generic_config_with_a_note(tmp_path, capsys):
-    code = main(["ppo", "MountainCarContinuous-v0", "--total-timesteps", "1024", "--runs-dir",
+    code = main(["a2c", "MountainCarContinuous-v0", "--total-timesteps", "1024", "--runs-dir",
                  str(tmp_path), "--no-progress", "--set", "eval_episodes=1",
                  "--set", "num_steps=16"])
     assert code == 0
-    assert "no tuned config for ppo on MountainCarContinuous-v0" in capsys.readouterr().err
+    assert "no tuned config for a2c on MountainCarContinuous-v0" in capsys.readouterr().err
 
 
 def test_profile_prints_where_the_time_went(tmp_path, capsys):
