@@ -12,9 +12,10 @@ The study lives in Optuna's storage: by default a SQLite file in the study folde
 the command again with the same ``--study`` resumes it; with ``--storage postgresql://...``
 the same command started on many machines joins one study, the database handing out trials
 (rl-zoo's way: rl-baselines3-zoo #14, #200). ``--trials N`` is the study's total of finished
-and pruned trials, whichever worker ran them. Running trials send heartbeats: a trial whose
-worker was killed (even ``kill -9``) is marked failed by the next worker that starts one, so
-the study never keeps a trial half-written; Ctrl-C and ``kill`` mark the running trial failed
+and pruned trials, whichever worker ran them. A trial whose worker was killed (even
+``kill -9``) is marked failed when a worker starts: at once on the same machine (the trial
+names its worker's pid: ``fail_orphans``), else once its heartbeats stop for two periods; so
+the study never keeps a trial half-written. Ctrl-C and ``kill`` mark the running trial failed
 at once.
 
 The study folder (``RUNS_DIR/tune/STUDY/``) holds one population folder per trial run here
@@ -28,7 +29,6 @@ import argparse
 import signal
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,7 @@ from rlcl.population import Population
 from rlcl.run import train_device
 from rlcl.tune_report import report
 from rlcl.tune_space import NOT_TUNABLE, check_space, load_space
+from rlcl.tune_storage import WORKER, fail_orphans, open_storage
 
 INSTALL = 'rlcl.tune needs Optuna: pip install -e ".[tune]"'
 
@@ -100,49 +101,6 @@ def base_config(args: argparse.Namespace) -> Config:
     return base
 
 
-def open_storage(optuna, url: str | None, study_dir: Path, heartbeat: int):
-    """Optuna's RDB storage for URL (default: study_dir/study.db), with heartbeats."""
-    if heartbeat < 1:
-        raise ConfigError(f"--heartbeat must be at least 1 second, got {heartbeat}")
-    if url is None:
-        study_dir.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{(study_dir / 'study.db').resolve()}"
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-    try:
-        shown = make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        raise ConfigError(f"--storage {url!r} is not a database URL; give sqlite:///PATH.db or "
-                          "postgresql://USER:PASSWORD@HOST/DB") from None
-    try:
-        storage = _rdb_storage(optuna, url, heartbeat)
-    except ImportError as exc:  # Optuna re-raises the driver's ModuleNotFoundError
-        missing = getattr(exc.__cause__, "name", None) or getattr(exc, "name", None)
-        raise ConfigError(f"--storage {shown}: its database driver is missing"
-                          + (f" ({missing})" if missing else "")
-                          + '; pip install -e ".[tune]" brings PostgreSQL\'s (psycopg)') from None
-    except Exception as exc:  # sqlalchemy's and the driver's errors: one line, what to check
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"--storage {shown} cannot be opened: {first}") from None
-    return storage, shown
-
-
-def _rdb_storage(optuna, url: str, heartbeat: int):
-    """RDBStorage(URL). Workers that start together on a new database race to create Optuna's
-    tables, and the loser's CREATE fails (an IntegrityError, seen with PostgreSQL 15): it
-    tries again, and then finds the tables there."""
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
-    for attempt in range(5):
-        try:
-            with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat)
-        except (IntegrityError, ProgrammingError):
-            if attempt == 4:
-                raise
-            time.sleep(0.2 * (attempt + 1))
-
-
 def make_sampler(optuna, name: str, seed: int | None):
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -177,6 +135,7 @@ class Objective:
             raise
         pop_dir = trial_folder(self.study_dir, trial.number)
         trial.set_user_attr("folder", str(pop_dir))
+        trial.set_user_attr("worker", WORKER)
         pop = Population(cfg, self.seeds, {}, pop_dir)
         device = train_device(cfg, batched.applies(cfg, len(self.seeds)))
         pop.start(device)
@@ -247,6 +206,7 @@ def run_study(args: argparse.Namespace) -> int:
                                 pruner=make_pruner(optuna, args.pruner), load_if_exists=True)
     study.set_user_attr("base_config", {k: v for k, v in base.to_dict().items()
                                         if k not in NOT_TUNABLE})
+    fail_orphans(optuna, study)
     counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     left = args.trials - len(study.get_trials(deepcopy=False, states=counted))
     print(f"rlcl.tune: study {name!r} in {shown}: {args.trials - left} of {args.trials} trials "
