@@ -38,7 +38,8 @@ from rlcl.cli import config_from_args, parse_seeds
 from rlcl.config import Config, build_config
 from rlcl.device import Device
 from rlcl.errors import ConfigError, RlclError
-from rlcl.population import Population
+from rlcl.checkpoint import POPULATION
+from rlcl.population import Population, write_json
 from rlcl.run import train_device
 from rlcl.tune_report import report
 from rlcl.tune_space import NOT_TUNABLE, check_space, load_space
@@ -143,6 +144,9 @@ class Objective:
             pop.train(device, watch=self.pruning(trial))
         except self.optuna.TrialPruned as exc:
             print(f"rlcl.tune: trial {trial.number} pruned {exc}", file=sys.stderr)
+            # its folder says so too (the agents stopped mid-run: "running" would mislead)
+            write_json(pop_dir / POPULATION, {**pop.index(), "status": "pruned",
+                                              "pruned": str(exc)})
             raise
         scores = [float(np.mean(a.eval_returns)) for a in pop.agents if a.eval_returns]
         score = float(stats.iqm(np.array(scores)))

@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from rlcl.config import Config, build_config, to_toml
@@ -44,13 +45,16 @@ def _value(v):
 
 def write_trials_csv(path: Path, trials: list) -> None:
     keys = sorted({k for t in trials for k in t.params})
-    rows = [["number", "state", "iqm", "duration_s", "last_reported_step", *keys, "folder"]]
+    rows = [["number", "state", "iqm", "duration_s", "last_reported_step",
+             "last_reported_value", *keys, "folder"]]
     for t in trials:
         duration = (t.datetime_complete - t.datetime_start).total_seconds() \
             if t.datetime_complete and t.datetime_start else ""
-        rows.append([t.number, t.state.name, "" if t.value is None else t.value,
+        step = t.last_step
+        rows.append([t.number, t.state.name, _score(t) if _score(t) is not None else "",
                      duration if duration == "" else round(duration, 1),
-                     t.last_step if t.last_step is not None else "",
+                     "" if step is None else step,
+                     "" if step is None else t.intermediate_values[step],
                      *(t.params.get(k, "") for k in keys), t.user_attrs.get("folder", "")])
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="") as fh:
@@ -58,8 +62,14 @@ def write_trials_csv(path: Path, trials: list) -> None:
     os.replace(tmp, path)
 
 
+def _score(trial) -> float | None:
+    """A finished trial's IQM of the greedy evaluation. (Optuna gives a pruned trial its last
+    intermediate value, the IQM of training returns: not a score to rank it by.)"""
+    return trial.value if trial.state.name == "COMPLETE" else None
+
+
 def print_top(trials: list) -> None:
-    complete = sorted((t for t in trials if t.value is not None), key=lambda t: -t.value)[:TOP]
+    complete = sorted((t for t in trials if _score(t) is not None), key=lambda t: -t.value)[:TOP]
     if not complete:
         return
     keys = sorted({k for t in complete for k in t.params})
@@ -78,11 +88,15 @@ def _fmt(v) -> str:
 
 def importances(optuna, study) -> dict | None:
     """Optuna's parameter importances (its default evaluator); None while there are too few
-    finished trials, or no parameter varied."""
+    finished trials to tell, or no parameter varied."""
     try:
-        return optuna.importance.get_param_importances(study)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            found = optuna.importance.get_param_importances(study)
     except (RuntimeError, ValueError):
         return None
+    # "too few trials: importances will be equal" (Optuna 5's PED-ANOVA): nothing to report
+    return None if any("too small" in str(w.message) for w in caught) else found
 
 
 def report(optuna, study, base: Config, study_dir: Path, storage_shown: str) -> int:

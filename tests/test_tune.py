@@ -98,6 +98,15 @@ def test_pruner_stops_a_trial_at_a_tenth_of_its_budget(tmp_path, space, monkeypa
     assert trial.state.name == "PRUNED"
     (step,) = trial.intermediate_values
     assert 10 <= step < 100  # the first report that had training returns to show
+    index = json.loads((load(runs)[1] / "trial_0000" / "population.json").read_text())
+    assert index["status"] == "pruned" and f"at {step} %" in index["pruned"]
+
+
+@pytest.mark.parametrize("name, kind", [("median", "MedianPruner"),
+                                        ("hyperband", "HyperbandPruner"), ("none", "NopPruner")])
+def test_pruner_choices(name, kind):
+    assert type(tune.make_pruner(optuna, name)).__name__ == kind
+    assert type(tune.make_sampler(optuna, "random", 0)).__name__ == "RandomSampler"
 
 
 @pytest.mark.parametrize("text, says", [
