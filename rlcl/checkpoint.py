@@ -33,6 +33,26 @@ EPISODES, SUMMARY = "episodes.csv", "summary.json"  # rlcl/logger.py, rlcl/run.p
 POPULATION = "population.json"  # a population folder's index (rlcl/population.py)
 
 
+def fresh_dir(root: Path, stem: str) -> Path:
+    """A new folder ROOT/STEM, or STEM_2, STEM_3 ... where one exists (never reuse one)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for k in range(1, 1000):
+        path = root / (stem if k == 1 else f"{stem}_{k}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"cannot create a folder next to {root / stem}")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """A kill leaves the old file or the new one, never half of one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def checkpoint_path(run_dir: Path, name: str = LATEST) -> Path:
     return Path(run_dir) / "checkpoints" / name
 

@@ -18,7 +18,6 @@ do, so ``--resume POP_DIR`` after a kill continues each from its own latest chec
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time
@@ -30,7 +29,8 @@ import numpy as np
 
 from rlcl import batched, stats
 from rlcl.arena import Arena
-from rlcl.checkpoint import CONFIG, EPISODES, POPULATION, SUMMARY, resumable_checkpoint
+from rlcl.checkpoint import (CONFIG, EPISODES, POPULATION, SUMMARY, fresh_dir,
+                             resumable_checkpoint, write_text_atomic)
 from rlcl.cli import grid_points
 from rlcl.config import Config, build_config, read_toml, to_toml
 from rlcl.errors import CheckpointError, RlclError
@@ -104,24 +104,11 @@ def plan(base: Config, seeds: list[int], grid: dict[str, list]) -> list[Agent]:
 
 def new_population_dir(base: Config, n: int) -> Path:
     env = base.env_id.replace("/", "-")
-    root = Path(base.runs_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    stem = f"{env}__{base.algo}__pop{n}__{int(time.time())}"
-    for k in range(1, 1000):
-        path = root / (stem if k == 1 else f"{stem}_{k}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"cannot create a population folder next to {root / stem}")
+    return fresh_dir(Path(base.runs_dir), f"{env}__{base.algo}__pop{n}__{int(time.time())}")
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Atomically: a kill leaves the old file or the new one, never half of one."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 class Population:

@@ -38,11 +38,11 @@ from rlcl.cli import config_from_args, parse_seeds
 from rlcl.config import Config, build_config
 from rlcl.device import Device
 from rlcl.errors import ConfigError, RlclError
-from rlcl.checkpoint import POPULATION
+from rlcl.checkpoint import POPULATION, fresh_dir
 from rlcl.population import Population, write_json
 from rlcl.run import train_device
 from rlcl.tune_report import report
-from rlcl.tune_space import NOT_TUNABLE, check_space, load_space
+from rlcl.tune_space import check_space, load_space
 from rlcl.tune_storage import WORKER, fail_orphans, open_storage
 
 INSTALL = 'rlcl.tune needs Optuna: pip install -e ".[tune]"'
@@ -134,7 +134,8 @@ class Objective:
             print(f"rlcl.tune: trial {trial.number} failed: its values make no valid config "
                   f"({exc})", file=sys.stderr)
             raise
-        pop_dir = trial_folder(self.study_dir, trial.number)
+        # trial_NNNN (trial_NNNN_2 where an older study of the same name left one)
+        pop_dir = fresh_dir(self.study_dir, f"trial_{trial.number:04d}")
         trial.set_user_attr("folder", str(pop_dir))
         trial.set_user_attr("worker", WORKER)
         pop = Population(cfg, self.seeds, {}, pop_dir)
@@ -179,18 +180,6 @@ class Objective:
         return watch
 
 
-def trial_folder(study_dir: Path, number: int) -> Path:
-    """trial_NNNN, or trial_NNNN_2 ... where an older study of the same name left one."""
-    for k in range(1, 1000):
-        path = study_dir / (f"trial_{number:04d}" + ("" if k == 1 else f"_{k}"))
-        try:
-            path.mkdir(parents=True)
-            return path
-        except FileExistsError:
-            continue
-    raise RlclError(f"cannot create a folder for trial {number} in {study_dir}")
-
-
 def run_study(args: argparse.Namespace) -> int:
     optuna = import_optuna()
     base = base_config(args)
@@ -208,8 +197,6 @@ def run_study(args: argparse.Namespace) -> int:
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize",
                                 sampler=make_sampler(optuna, args.sampler, args.sampler_seed),
                                 pruner=make_pruner(optuna, args.pruner), load_if_exists=True)
-    study.set_user_attr("base_config", {k: v for k, v in base.to_dict().items()
-                                        if k not in NOT_TUNABLE})
     fail_orphans(optuna, study)
     counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     left = args.trials - len(study.get_trials(deepcopy=False, states=counted))

@@ -11,17 +11,12 @@ import sys
 import warnings
 from pathlib import Path
 
+from rlcl.checkpoint import write_text_atomic
 from rlcl.config import Config, build_config, to_toml
 from rlcl.errors import RlclError
 from rlcl.tune_space import NOT_TUNABLE
 
 TOP = 10
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def best_toml(base: Config, trial, study_name: str) -> str:
@@ -113,10 +108,10 @@ def report(optuna, study, base: Config, study_dir: Path, storage_shown: str) -> 
               f"{study_dir / 'trials.csv'}", file=sys.stderr)
         return RlclError.exit_code
     best = study.best_trial
-    _atomic_write(study_dir / "best.toml", best_toml(base, best, study.study_name))
+    write_text_atomic(study_dir / "best.toml", best_toml(base, best, study.study_name))
     found = importances(optuna, study)
     if found is not None:
-        _atomic_write(study_dir / "importances.json", json.dumps(found, indent=1) + "\n")
+        write_text_atomic(study_dir / "importances.json", json.dumps(found, indent=1) + "\n")
         print("parameter importances (Optuna's evaluator): "
               + ", ".join(f"{k} {v:.2f}" for k, v in found.items()))
     print(f"best: trial {best.number}, IQM {best.value:.1f}; {study_dir / 'best.toml'} "
