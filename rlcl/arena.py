@@ -108,8 +108,8 @@ class AgentTable:
         self.int_cols = {c: j for j, c in enumerate(AGENT_COLUMNS) if c not in AGENT_FLOATS}
 
     def set_rows(self, agents: list[int], rows: list[dict]) -> None:
-        """set(agent, row) for each pair, in one assignment per kind of column (ROWS share
-        their keys); a float goes to float32 as in set()."""
+        """Row ROWS[i] for agent AGENTS[i], in one assignment per kind of column (ROWS share
+        their keys): a float to float32, round to nearest; an int as its 32-bit word."""
         names = list(rows[0])
         values = np.array([[row[name] for name in names] for row in rows], np.float64)
         floats = [j for j, name in enumerate(names) if name in self.float_cols]
@@ -118,10 +118,3 @@ class AgentTable:
         self.floats[index, [self.float_cols[names[j]] for j in floats]] = values[:, floats]
         self.words[index, [self.int_cols[names[j]] for j in ints]] = \
             values[:, ints].astype(np.int64) & 0xFFFFFFFF
-
-    def set(self, agent: int, values: dict) -> None:
-        for name, value in values.items():
-            if name in self.float_cols:
-                self.floats[agent, self.float_cols[name]] = value
-            else:
-                self.words[agent, self.int_cols[name]] = int(value) & 0xFFFFFFFF

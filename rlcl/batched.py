@@ -48,9 +48,9 @@ class Batched:
         # PoCL pthread a copy waits for the launches before it: one per launch serialised
         # the host and the device)
         fixed = AgentTable(P)
-        for run in runs:
-            fixed.set(run.index, {"seed": run.cfg.seed, "gamma": run.cfg.gamma,
-                                  "gae_lambda": run.cfg.gae_lambda})
+        fixed.set_rows([run.index for run in runs],
+                       [{"seed": run.cfg.seed, "gamma": run.cfg.gamma,
+                         "gae_lambda": run.cfg.gae_lambda} for run in runs])
         self.hp = device.upload(fixed.words)
         self.tables = [AgentTable(P) for _ in range(agent.num_updates)]
         self.hp_steps = device.zeros(agent.num_updates * P * len(AGENT_COLUMNS), np.uint32)
