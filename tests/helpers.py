@@ -283,9 +283,9 @@ def run_cli(*args, timeout=600, module="rlcl.train"):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def start_cli(*args, module="rlcl.train"):
+def start_cli(*args, module="rlcl.train", stderr=subprocess.DEVNULL):
     return subprocess.Popen([sys.executable, "-m", module, *map(str, args)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=stderr, text=True)
 
 
 def episodes(run: Path) -> list[list[str]]:

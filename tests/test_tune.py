@@ -200,9 +200,8 @@ def test_two_workers_share_one_postgresql_study(tmp_path, space):
     with postgres_server() as url:
         args = ["ppo", "CartPole", "--trials", 4, "--space", space, "--storage", url,
                 "--study", "shared", *FAST]
-        workers = [subprocess.Popen([sys.executable, "-m", "rlcl.tune", *map(str, args),
-                                     "--runs-dir", str(tmp_path / f"w{k}")],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        workers = [start_cli(*args, "--runs-dir", tmp_path / f"w{k}", module="rlcl.tune",
+                             stderr=subprocess.PIPE)
                    for k in range(2)]  # started together: they race to create the tables
         for w in workers:
             _, err = w.communicate(timeout=600)
