@@ -5,9 +5,11 @@ Per iteration: one ``rollout_classic_pop`` (every agent's whole rollout) and one
 every agent's finished episodes; per minibatch one ``ppo_minibatch_pop`` and one
 ``ppo_step_pop`` (kernels/ppo_update.cl), where each agent alone made two launches. Each
 agent keeps the rest of its iteration (GAE, the statistics, the guard, the logs) through its
-Run's phases, in the single run's order. The buffers are the arena's (rlcl/arena.py), so the
-kernels find every agent's slice; the per-agent scalars (seed, gamma, the loss coefficients,
-the optimizer's step scalars) go in one table written per launch row.
+Run's phases. The buffers are the arena's (rlcl/arena.py), so the kernels find every agent's
+slice; the per-agent scalars (seed, gamma, the loss coefficients, the optimizer's step
+scalars) go in one table written per launch row. The host books each phase while the device
+runs the one before, and the next iteration's rollout runs while the host summarises this one
+(``_run_ahead``; docs/architecture.md, Populations).
 
 Where it applies (``applies``): device envs and the fused update (SGD family, no target_kl
 early stop, which ends epochs per agent). Agent k's arithmetic is the single launches', so
@@ -94,40 +96,76 @@ class Batched:
                                         policy.n_outputs, agent.scratch)
         self.indices, self.index_stride = arena.whole(ro.indices)
         self.ep_log, self.ep_stride = arena.whole(rollout.ep_log)
-        self.ep_host = np.zeros(P * self.ep_stride, np.float32)
+        # what a rollout carries to the next (the envs and their statistics), and a copy to
+        # take a rollout that ran ahead back (_run_ahead)
+        self.carried = []
+        for buffer in envs.buffers.values():
+            whole, stride = arena.whole(buffer)
+            self.carried.append((whole, device.empty(P * stride), P * stride))
+        self.ahead: int | None = None  # the iteration whose rollout was launched ahead
 
     def iterate(self, live: list) -> list:
         """One iteration of the LIVE runs, all at the same iteration. The launches run every
         agent: a stopped (failed) one's slices are computed and ignored, for a kernel may not
         return before its barriers on PoCL 3.0 (an early return for such agents made it
         miscompile the gradients to zeros; Oclgrind ran it right). Returns (run,
-        DivergenceError) for each run whose guard gave up, for the caller to stop."""
-        dev, P, L = self.device, len(self.runs), self.L
-        r0 = live[0]
-        N, T, B = r0.rollout.N, r0.rollout.T, r0.cfg.batch_size
-        # ROLLOUT: every agent's, one launch; every agent's finished episodes, one readback
-        self.rollout.launch((N, P), (N, 1), iteration=r0.iteration)
+        DivergenceError) for each run whose guard gave up, for the caller to stop.
+
+        The host books each phase while the device runs the one before it: the update's
+        scalars while the rollout runs, the episodes while the update runs, and the statistics,
+        the guard and the logs while the next iteration's rollout runs (``_run_ahead``)."""
+        dev, P, r0 = self.device, len(self.runs), live[0]
+        N = r0.rollout.N
+        # ROLLOUT: every agent's, one launch (unless it ran ahead); its episodes, one readback
+        if self.ahead != r0.iteration:
+            self.rollout.launch((N, P), (N, 1), iteration=r0.iteration)
+        self.ahead = None
+        (ep_log,), episodes_read = dev.read_later((self.ep_log, P * self.ep_stride))
+        # ADVANTAGE and UPDATE, booked and launched before the episodes are back
+        self._launch_update(live)
         t0 = time.perf_counter()
-        dev.read_into(self.ep_host, self.ep_log)  # blocking: every earlier copy is done too
-        self.keep.clear()
-        logs = self.ep_host.reshape(P, self.ep_stride)[:, :2 * T * N].reshape(P, T, N, 2)
-        seconds = (time.perf_counter() - t0) / len(live)
+        episodes_read.wait()
+        self._book_episodes(live, ep_log, (time.perf_counter() - t0) / len(live))
+        # every agent's statistics in one read per kind, then each agent's summary
+        updates = r0.agent.num_updates
+        wholes = [(self.arena.whole(buffer), count)
+                  for buffer, count in r0.agent.summary_reads(updates)]
+        reads, summary_read = dev.read_later(*((whole, P * stride)
+                                               for (whole, stride), _ in wholes))
+        self._run_ahead(live)
+        summary_read.wait()
+        self.keep.clear()  # every copy before the reads is done
+        failed, rollbacks = [], [run.guard.rollbacks for run in live]
+        for run in live:
+            a = run.index
+            mine = [read[a * stride:a * stride + count]
+                    for read, ((_, stride), count) in zip(reads, wholes)]
+            try:
+                run.end_update(updates, mine)
+            except DivergenceError as exc:  # that agent alone: the caller stops it
+                failed.append((run, exc))
+        if self.ahead is not None and (failed or rollbacks != [r.guard.rollbacks for r in live]):
+            self._take_back()
+        return failed
+
+    def _launch_update(self, live: list) -> None:
+        """Each agent's update booked as its single run books it (the schedule's lr, the
+        guard's threshold, the epochs' orders, every update's scalars), then the launches:
+        GAE, the explained variance, per minibatch ppo_minibatch_pop and ppo_step_pop, and
+        the churn's."""
+        dev, P, L, r0 = self.device, len(self.runs), self.L, live[0]
+        N, B = r0.rollout.N, r0.cfg.batch_size
         orders = np.zeros((P, self.index_stride), np.int32)
         for run in live:
-            run.rollout.readback_seconds += seconds
-            run.rollout.ep_log_host[...] = logs[run.index]
-            run.after_rollout(run.rollout.finished(run.global_step), gae=False)
             run.begin_update(launch=False)
             order = run.agent.minibatch_order(run.rng)
             orders[run.index, :order.size] = order
-        # ADVANTAGE, and the update's first launches
         self.gae.launch((N, P), None)
         self.keep.append(orders)
         dev.write(self.indices, orders)
         self.explained.launch((L, P), (L, 1))
-        # UPDATE: every update's scalars booked (as the single run books them, update by
-        # update) and written at once; then per minibatch both launches for every agent
-        updates = r0.agent.num_updates
+        # every update's scalars booked (as the single run books them, update by update) and
+        # written at once; then per minibatch both launches for every agent
         slots = [run.index for run in live]
         for u, table in enumerate(self.tables):
             rows = []
@@ -139,7 +177,7 @@ class Batched:
             table.set_rows(slots, rows)
         self.keep.append(np.concatenate([table.words for table in self.tables]))
         dev.write(self.hp_steps, self.keep[-1])
-        for u in range(updates):
+        for u in range(r0.agent.num_updates):
             self.minibatch.launch((2 * L, P), (L, 1), u=u)
             # one group per agent: the agents fill the cores, and each group computes the
             # whole gradient norm before its share of the step (ppo_update.cl)
@@ -147,17 +185,37 @@ class Batched:
         if self.churn is not None:
             self.forward.launch((-(-B // 4), 1, P), None)  # the actor alone, as _rollout_outputs
             self.churn.launch((L, P), (L, 1))
-        # every agent's statistics in one read per kind, then each agent's summary
-        wholes = [(self.arena.whole(buffer), count)
-                  for buffer, count in r0.agent.summary_reads(updates)]
-        reads = dev.read_many(*((whole, P * stride) for (whole, stride), _ in wholes))
-        failed = []
+
+    def _book_episodes(self, live: list, ep_log: np.ndarray, seconds: float) -> None:
+        """The rollout's finished episodes into each agent's logs (after_rollout; the GAE
+        was launched for all)."""
+        T, N = live[0].rollout.T, live[0].rollout.N
+        logs = ep_log.reshape(len(self.runs), self.ep_stride)[:, :2 * T * N]
         for run in live:
-            a = run.index
-            mine = [read[a * stride:a * stride + count]
-                    for read, ((_, stride), count) in zip(reads, wholes)]
-            try:
-                run.end_update(updates, mine)
-            except DivergenceError as exc:  # that agent alone: the caller stops it
-                failed.append((run, exc))
-        return failed
+            run.rollout.readback_seconds += seconds
+            run.rollout.ep_log_host[...] = logs[run.index].reshape(T, N, 2)
+            run.after_rollout(run.rollout.finished(run.global_step), gae=False)
+
+    def _run_ahead(self, live: list) -> None:
+        """Launch the next iteration's rollout now, so the device runs it while the host
+        summarises this one. It reads the parameters this update leaves, which stand unless a
+        guard rolls its agent back or an agent fails: then ``_take_back`` restores the envs and
+        the next iteration runs its rollout afresh, as the single runs do. Not before a
+        checkpoint (it saves the envs as this iteration leaves them), nor after the last
+        iteration."""
+        nxt = live[0].iteration + 1
+        if any(nxt >= run.cfg.num_iterations
+               or (run.cfg.checkpoint_every and nxt % run.cfg.checkpoint_every == 0)
+               for run in live):
+            return
+        for whole, backup, count in self.carried:
+            self.device.copy(backup, whole, count)
+        N = live[0].rollout.N
+        self.rollout.launch((N, len(self.runs)), (N, 1), iteration=nxt)
+        self.ahead = nxt
+
+    def _take_back(self) -> None:
+        """Undo the rollout that ran ahead: every agent's envs as this iteration left them."""
+        for whole, backup, count in self.carried:
+            self.device.copy(whole, backup, count)
+        self.ahead = None

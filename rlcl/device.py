@@ -241,13 +241,19 @@ class Device:
     def read_many(self, *requests: tuple[cl.Buffer, int]) -> list[np.ndarray]:
         """Blocking float32 copies of several (buffer, count) from element 0, with one wait:
         on a device with worker threads (PoCL pthread) each blocking read is a round trip."""
+        outs, event = self.read_later(*requests)
+        if event is not None:
+            event.wait()  # the queue is in order: the earlier copies are done too
+        return outs
+
+    def read_later(self, *requests: tuple[cl.Buffer, int]) -> tuple[list, cl.Event | None]:
+        """read_many without the wait: (the arrays, the last copy's event). The arrays hold
+        the data once the event has completed; the host may work on meanwhile."""
         outs, event = [], None
         for buffer, count in requests:
             outs.append(np.empty(int(count), np.float32))
             event = cl.enqueue_copy(self.queue, outs[-1], buffer, is_blocking=False)
-        if event is not None:
-            event.wait()  # the queue is in order: the earlier copies are done too
-        return outs
+        return outs, event
 
     def write(self, buffer: cl.Buffer, array: np.ndarray, offset: int = 0) -> None:
         """Non-blocking copy of ARRAY to element OFFSET (ARRAY must outlive the copy)."""

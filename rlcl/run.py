@@ -193,9 +193,9 @@ class Run:
         self.end_update(self.agent.update_minibatches())
 
     # The phases of an iteration around its launches, which a population makes for all its
-    # agents at once (rlcl/batched.py): after_rollout, begin_update, (the minibatches),
-    # end_update, in this order.
-    # (Each takes a flag for the launches a population makes for all agents at once.)
+    # agents at once (rlcl/batched.py): after_rollout and begin_update (which touch disjoint
+    # state: a population books the update first), the minibatches, then end_update. Each
+    # takes a flag for the launches a population makes for all agents at once.
     def after_rollout(self, finished: list, gae: bool = True) -> None:
         """The rollout's episodes into the logs; then ADVANTAGE."""
         self.global_step += self.cfg.batch_size

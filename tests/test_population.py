@@ -48,8 +48,9 @@ def single_run(tmp_path: Path, argv: list, seed: int, point: dict):
     ("ppo", "Pendulum", ["momentum=0.8,0.9", "nesterov=false,true"],  # Gaussian head
      ["--set", "num_steps=64", "--set", "num_minibatches=4", "--set", "norm_reward=true"]),
     ("a2c", "CartPole", ["gamma=0.9,0.99", "vf_coef=0.5,1.0"], []),
-    ("ppo", "CartPole", ["clip_coef=0.1,0.3", "inject_nan_update=-1,5"],  # the guard's skips
-     ["--set", "inject_nan_repeat=2"]),
+    # the guard: 2 NaN steps are skipped, 3 roll the agent back (and the rollout that ran
+    # ahead of it: rlcl/batched.py), agent 7 of the 8 below
+    ("ppo", "CartPole", ["inject_nan_update=-1,5", "inject_nan_repeat=2,3"], []),
     # gymnasium's envs on the host: agent by agent
     ("ppo", "Acrobot", ["learning_rate=0.011,0.047", "ent_coef=0.0,0.003"],
      ["--set", "env_backend=gymnasium", "--set", "hidden_sizes=[8]", "--set", "num_envs=4"]),
