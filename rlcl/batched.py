@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from rlcl.agents.ppo import PPO
+from rlcl.agents.ppo import PPO, summarise
 from rlcl.arena import AgentTable, Arena, Pinned
 from rlcl.config import Config
 from rlcl.guard import DivergenceError
@@ -135,13 +135,14 @@ class Batched:
         self._run_ahead(live)
         summary_read.wait()
         self.keep.clear()  # every copy before the reads is done
+        rows = [run.index for run in live]
+        summaries = summarise([run.agent for run in live], updates,
+                              *(read.reshape(P, stride)[rows, :count]
+                                for read, ((_, stride), count) in zip(reads, wholes)))
         failed, rollbacks = [], [run.guard.rollbacks for run in live]
-        for run in live:
-            a = run.index
-            mine = [read[a * stride:a * stride + count]
-                    for read, ((_, stride), count) in zip(reads, wholes)]
+        for run, stats in zip(live, summaries):
             try:
-                run.end_update(updates, mine)
+                run.end_update(updates, stats)
             except DivergenceError as exc:  # that agent alone: the caller stops it
                 failed.append((run, exc))
         if self.ahead is not None and (failed or rollbacks != [r.guard.rollbacks for r in live]):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# stats key (agents/ppo.py _summarise) -> TensorBoard tag, per algorithm, as SB3 names them
+# stats key (agents/ppo.py summarise) -> TensorBoard tag, per algorithm, as SB3 names them
 TRAIN_TAGS = {
     "ppo": {
         "policy_loss": "train/policy_gradient_loss",
@@ -65,11 +65,24 @@ LAYOUT = {
 }
 
 
-def _mean(values: np.ndarray, defined: np.ndarray) -> float | None:
-    """The mean over the rows where a figure is DEFINED, None where it is nowhere defined. A
-    non-finite row counts as defined, so a diverging run still shows NaN or inf."""
-    chosen = values[defined]
-    return float(chosen.sum() / chosen.size) if chosen.size else None  # np.mean's sum, cheaper
+def _means(values: np.ndarray, defined: np.ndarray) -> list[float | None]:
+    """Per row of VALUES (agents x updates), the mean over the updates where a figure is
+    DEFINED, None where it is nowhere defined. A non-finite value counts as defined, so a
+    diverging run still shows NaN or inf. A row defined throughout is summed in one numpy
+    reduction for all agents, which adds each row as a sum of that row alone would (pairwise,
+    in the same order: tests/test_diagnostics.py), so an agent's figure has the same bits in a
+    population as alone; other rows sum the chosen values."""
+    count = values.shape[1]
+    totals = values.sum(axis=1)
+    full = defined.all(axis=1)
+    out = []
+    for a in range(len(values)):
+        if count and full[a]:
+            out.append(float(totals[a] / count))
+        else:
+            chosen = values[a][defined[a]]
+            out.append(float(chosen.sum() / chosen.size) if chosen.size else None)
+    return out
 
 
 def smoothness(sums: np.ndarray, n_params: int, momentum: float | None,
@@ -84,25 +97,52 @@ def smoothness(sums: np.ndarray, n_params: int, momentum: float | None,
     previous update (none on a run's first step, nor after a lone update per iteration, as in
     A2C), grad_vel_cos needs a velocity (none with momentum 0), and no figure but the
     parameters' own exists in an iteration whose every step was refused."""
+    return smoothness_many(np.asarray(sums)[None], n_params, [momentum],
+                           None if taken is None else np.asarray(taken)[None])[0]
+
+
+def smoothness_many(sums: np.ndarray, n_params: int, momenta: list,
+                    taken: np.ndarray | None = None) -> list[dict]:
+    """smoothness() of many agents at once (a population, rlcl/batched.py): SUMS agents x
+    updates x 10, MOMENTA and TAKEN one per agent. The arithmetic runs on all agents' rows
+    together, element by element as for one, so agent a's figures are smoothness(sums[a],
+    n_params, momenta[a], taken[a]) to the bit; an agent with refused steps is figured from its
+    taken rows alone."""
     s = np.asarray(sums, np.float64)
     with np.errstate(all="ignore"):  # a diverged run has inf and NaN sums: they show as such
-        out = {"param_norm": float(np.sqrt(s[-1, 8])), "nonfinite_params": float(s[-1, 9])}
-        if taken is not None:
-            s = s[np.asarray(taken, bool)]
-        moved, had_prev, grad = s[:, 1] != 0, s[:, 2] != 0, s[:, 4] != 0
-        both = moved & had_prev
-        figures = {
-            "update_cos": _mean(s[:, 0] / np.sqrt(s[:, 1] * s[:, 2]), both),  # cos(u_t, u_t-1)
-            "grad_vel_cos": _mean(s[:, 3] / np.sqrt(s[:, 4] * s[:, 5]),  # cos(g_t, v_t-1)
-                                  grad & (s[:, 5] != 0)),
-            "sign_flip_frac": _mean(s[:, 7] / n_params, both),
-            "update_ratio": _mean(np.sqrt(s[:, 1]) / np.sqrt(np.maximum(s[:, 8], 1e-30)),
-                                  np.ones(len(s), bool)),
-        }
-        if momentum:  # (1 - mu) ||v|| / ||g||: 1 for a constant gradient (v -> g / (1 - mu))
-            figures["vel_grad_ratio"] = _mean((1 - momentum) * np.sqrt(s[:, 6] / s[:, 4]), grad)
-    out.update({k: v for k, v in figures.items() if v is not None})
-    return out
+        outs = [{"param_norm": float(x), "nonfinite_params": float(y)}
+                for x, y in zip(np.sqrt(s[:, -1, 8]), s[:, -1, 9])]
+        partial = [] if taken is None else np.flatnonzero(~np.asarray(taken, bool).all(axis=1))
+        for a in partial:
+            rows = s[a][np.asarray(taken[a], bool)]
+            outs[a].update(_figures(rows[None], n_params, [momenta[a]])[0])
+        whole = np.setdiff1d(np.arange(len(s)), partial)
+        if whole.size:
+            figures = _figures(s[whole], n_params, [momenta[a] for a in whole])
+            for a, figs in zip(whole, figures):
+                outs[a].update(figs)
+    return outs
+
+
+def _figures(s: np.ndarray, n_params: int, momenta: list) -> list[dict]:
+    """The figures of agents x updates x 10 sums whose every row counts."""
+    moved, had_prev, grad = s[..., 1] != 0, s[..., 2] != 0, s[..., 4] != 0
+    both = moved & had_prev
+    figures = {
+        "update_cos": _means(s[..., 0] / np.sqrt(s[..., 1] * s[..., 2]), both),  # cos(u, u-1)
+        "grad_vel_cos": _means(s[..., 3] / np.sqrt(s[..., 4] * s[..., 5]),  # cos(g_t, v_t-1)
+                               grad & (s[..., 5] != 0)),
+        "sign_flip_frac": _means(s[..., 7] / n_params, both),
+        "update_ratio": _means(np.sqrt(s[..., 1]) / np.sqrt(np.maximum(s[..., 8], 1e-30)),
+                               np.ones(s.shape[:2], bool)),
+    }
+    # (1 - mu) ||v|| / ||g||: 1 for a constant gradient (v -> g / (1 - mu)); not for Adam
+    # (None), whose velocity has no (1 - mu) scale, nor without momentum
+    scale = np.array([[1 - mu if mu else np.nan] for mu in momenta], np.float64)
+    figures["vel_grad_ratio"] = [ratio if mu else None for ratio, mu in zip(
+        _means(scale * np.sqrt(s[..., 6] / s[..., 4]), grad), momenta)]
+    return [{name: values[a] for name, values in figures.items() if values[a] is not None}
+            for a in range(len(s))]
 
 
 class Ema:
@@ -180,7 +220,7 @@ class DivergenceMonitor:
         return self.grad_ema.upper(self.z)
 
     def observe(self, stats: dict) -> tuple[dict, Verdict]:
-        """Divergence figures for STATS (agents/ppo.py _summarise) and the verdict."""
+        """Divergence figures for STATS (agents/ppo.py summarise) and the verdict."""
         figures = {"grad_norm_z": self.grad_ema.z(stats["grad_norm_preclip_max"]),
                    "loss_z": self.loss_ema.z(stats["loss"])}
         verdict = Verdict("ok")

@@ -211,10 +211,11 @@ class Run:
         if launch:
             self.agent.begin_update(self.rng)
 
-    def end_update(self, done: int, read: list | None = None) -> None:
-        """The update's statistics, the schedule, the guard; then LOG and the checkpoint."""
+    def end_update(self, done: int, stats: dict | None = None) -> None:
+        """The update's statistics (STATS if a population has summarised them already), the
+        schedule, the guard; then LOG and the checkpoint."""
         cfg, log = self.cfg, self.log
-        stats = self.agent.end_update(done, read)
+        stats = self.agent.end_update(done) if stats is None else stats
         self.scheduler.step()
         stats.update(self.guard.after_iteration(stats, self.iteration, self.global_step))
         self.iteration += 1

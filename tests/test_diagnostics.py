@@ -16,7 +16,8 @@ import pytest
 from rlcl.checkpoint import load_checkpoint
 from rlcl.config import build_config, packaged_config, read_toml
 from rlcl.diagnose import report
-from rlcl.diagnostics import DIAG_TAGS, LAYOUT, SMOOTH_TAGS, DivergenceMonitor, Ema, smoothness
+from rlcl.diagnostics import (DIAG_TAGS, LAYOUT, SMOOTH_TAGS, DivergenceMonitor, Ema, smoothness,
+                             smoothness_many)
 from rlcl.logger import read_scalars
 from rlcl.nn import SMOOTH_STATS, FlatParams
 from rlcl.optim import Adam, Momentum
@@ -112,6 +113,47 @@ def test_adam_reports_the_figures_that_make_sense(device, rng):
     figures = smoothness(rows, N, None)
     assert "vel_grad_ratio" not in figures
     assert all(math.isfinite(figures[k]) for k in ("update_cos", "grad_vel_cos", "update_ratio"))
+
+
+def plain_smoothness(s, n_params, momentum, taken):
+    """One agent's figures written out plainly, each mean over its chosen rows (the formulas
+    of diagnostics.smoothness before populations summarised many agents at once)."""
+    out = {"param_norm": float(np.sqrt(s[-1, 8])), "nonfinite_params": float(s[-1, 9])}
+    s = s[taken]
+    mean = lambda v, d: float(v[d].sum() / v[d].size) if v[d].size else None
+    both, grad = (s[:, 1] != 0) & (s[:, 2] != 0), s[:, 4] != 0
+    figures = {"update_cos": mean(s[:, 0] / np.sqrt(s[:, 1] * s[:, 2]), both),
+               "grad_vel_cos": mean(s[:, 3] / np.sqrt(s[:, 4] * s[:, 5]), grad & (s[:, 5] != 0)),
+               "sign_flip_frac": mean(s[:, 7] / n_params, both),
+               "update_ratio": mean(np.sqrt(s[:, 1]) / np.sqrt(np.maximum(s[:, 8], 1e-30)),
+                                    np.ones(len(s), bool))}
+    if momentum:
+        figures["vel_grad_ratio"] = mean((1 - momentum) * np.sqrt(s[:, 6] / s[:, 4]), grad)
+    return {**out, **{k: v for k, v in figures.items() if v is not None}}
+
+
+@pytest.mark.parametrize("updates", [1, 7, 12, 16, 40, 200])
+def test_population_figures_have_each_agents_bits(rng, updates):
+    """smoothness_many (a population's agents at once) gives each agent exactly the figures of
+    its plain one-agent computation: agents with refused steps, none taken, no previous update,
+    Adam (None) and no momentum among them."""
+    agents = 9
+    sums = rng.standard_normal((agents, updates, SMOOTH_STATS)) ** 2
+    sums *= 10.0 ** rng.uniform(-6, 6, size=(agents, updates, 1))
+    sums[1, 0, 2] = 0.0  # the run's first step: no previous update
+    sums[2, :, 5] = 0.0  # no velocity yet
+    taken = np.ones((agents, updates), bool)
+    taken[3, ::2] = False  # refused steps
+    taken[4] = False  # every step refused
+    momenta = [0.9, 0.8, None, 0.5, 0.9, 0.0, 0.99, 0.9, 0.3]
+    for mask in (taken, None):
+        got = smoothness_many(sums, 1000, momenta, mask)
+        for a in range(agents):
+            with np.errstate(all="ignore"):  # the twin meets the same zero divisions
+                want = plain_smoothness(sums[a], 1000, momenta[a],
+                                        np.ones(updates, bool) if mask is None else mask[a])
+            assert got[a] == want, a
+            assert smoothness(sums[a], 1000, momenta[a], None if mask is None else mask[a]) == want
 
 
 def test_ema_and_verdicts():

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from rlcl.cli import parse_command
+from rlcl.logger import read_scalars
 from rlcl.run import train
 
 from helpers import episodes, run_cli, start_cli
@@ -71,6 +72,12 @@ def test_population_with_a_grid_equals_single_runs(tmp_path, algo, env, grid, ex
         assert summary(folder)["params_sha256"] == result.summary["params_sha256"]
         assert agent["params_sha256"] == result.summary["params_sha256"]
         assert agent["eval_returns"] == result.eval_returns.tolist()
+        # every logged figure too (population summaries are computed for all agents at once:
+        # agents/ppo.py summarise), all but the speed
+        mine, alone = read_scalars(folder), read_scalars(result.run_dir)
+        assert mine.keys() == alone.keys()
+        assert all(np.array_equal(mine[tag], alone[tag], equal_nan=True)  # NaN: injected
+                   for tag in mine if not tag.endswith("fps"))
 
 
 def test_a_diverging_agent_fails_alone(tmp_path):

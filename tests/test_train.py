@@ -219,8 +219,8 @@ def test_target_kl_stops_the_epochs_early(tmp_path, monkeypatch):
     seen = []
     original = PPO.end_update
 
-    def spy(self, done, read=None):
-        stats = original(self, done, read)
+    def spy(self, done):
+        stats = original(self, done)
         seen.append(stats["updates"])
         return stats
 

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from rlcl.config import Config
-from rlcl.diagnostics import smoothness
+from rlcl.diagnostics import smoothness_many
 from rlcl.nn import SMOOTH_STATS
 from rlcl.optim import clip_grad_norm_
 from rlcl.optim.optimizer import REDUCE_LOCAL_SIZE
@@ -73,18 +73,17 @@ class PPO:
         if self.forward_before:
             self._rollout_outputs(self.old_outputs)
 
-    def end_update(self, done: int, read: list | None = None) -> dict:
-        """What comes after DONE minibatches: the policy's churn, the iteration's stats.
-        READ: what summary_reads names, already read (a population reads every agent's at
-        once after making the churn launches for all: rlcl/batched.py)."""
+    def end_update(self, done: int) -> dict:
+        """What comes after DONE minibatches: the policy's churn, the iteration's stats (a
+        population makes the churn launches and the reads for all its agents at once, then
+        ``summarise``s them together: rlcl/batched.py)."""
         dev, policy, L = self.device, self.policy, self.reduce_size
-        if read is None:
-            if self.churn:
-                self._rollout_outputs(None)
-                dev.launch("policy_churn", (L,), (L,), self.batch_stats, 2, self.old_outputs,
-                           policy.outputs, self.cfg.batch_size, policy.n_outputs, self.scratch)
-            read = dev.read_many(*self.summary_reads(done))
-        return self._summarise(done, read)
+        if self.churn:
+            self._rollout_outputs(None)
+            dev.launch("policy_churn", (L,), (L,), self.batch_stats, 2, self.old_outputs,
+                       policy.outputs, self.cfg.batch_size, policy.n_outputs, self.scratch)
+        read = dev.read_many(*self.summary_reads(done))
+        return summarise([self], done, *(x[None] for x in read))[0]
 
     def summary_reads(self, done: int) -> list[tuple]:
         """(buffer, count) of what an iteration's summary reads back after DONE updates."""
@@ -206,40 +205,59 @@ class PPO:
         rows = self.device.read(self.stats, n * NUM_LOSS_STATS, offset=(done - n) * NUM_LOSS_STATS)
         return float(rows.reshape(n, NUM_LOSS_STATS)[:, 3].mean())
 
-    def _summarise(self, done: int, read: list) -> dict:
-        """Means over all minibatches of the iteration (not the last one), in float64, plus the
-        smoothness and divergence figures (rlcl/diagnostics.py). READ: summary_reads' arrays."""
-        flat, c = self.policy.flat, self.cfg
-        rows, norms, sums, batch = read
-        rows = rows.reshape(done, NUM_LOSS_STATS).astype(np.float64)
-        norms32, norms = norms, norms.astype(np.float64)
-        sums = sums.reshape(done, flat.step_groups, SMOOTH_STATS).astype(np.float64).sum(axis=1)
-        ev, var_returns, churn, tv = batch.astype(np.float64)
-        # one reduction per statistic kind, not one np.mean per column: numpy's per-call cost
-        # is most of the host time of an A2C iteration (12,500 of them in a run)
-        means, maxs = (rows.sum(axis=0) / done).tolist(), rows.max(axis=0).tolist()
-        out = dict(zip(LOSS_STATS[:5], means))
-        # which steps the guard refused on the device, one bool per update; and the step
-        # counts are exact at the iteration's end (Adam's t)
-        refused = self.optimizer.settle({flat: norms32})
-        skipped = int(refused.sum())
-        postclip = np.minimum(norms, c.max_grad_norm) if c.max_grad_norm > 0 else norms
-        out.update(approx_kl_max=maxs[5], ratio_max=maxs[6], ratio_min=float(rows[:, 7].min()),
-                   grad_norm_preclip=float(norms.sum() / done),
-                   grad_norm_preclip_max=float(norms.max()),
-                   grad_norm_postclip=float(postclip.sum() / done), explained_variance=float(ev),
-                   var_returns=float(var_returns), updates=done, skipped_steps=skipped)
-        out.update(smoothness(sums, flat.n, self.momentum, taken=~refused))
-        out["loss"] = out["policy_loss"] - c.ent_coef * out["entropy"] + c.vf_coef * out["value_loss"]
+
+def summarise(agents: list, done: int, rows: np.ndarray, norms: np.ndarray, sums: np.ndarray,
+              batch: np.ndarray) -> list[dict]:
+    """Each agent's iteration figures: means over all DONE minibatches (not the last one), in
+    float64, plus the smoothness and divergence figures (rlcl/diagnostics.py). The arrays hold
+    a row per agent of what summary_reads names (a population reads every agent's at once:
+    rlcl/batched.py). The arithmetic runs on all rows together, element by element and row by
+    row as for one agent, so each agent's figures have the bits its single run's have."""
+    P, c0, flat = len(agents), agents[0].cfg, agents[0].policy.flat
+    rows = rows.reshape(P, done, NUM_LOSS_STATS).astype(np.float64)
+    norms32, norms = norms.reshape(P, done), norms.reshape(P, done).astype(np.float64)
+    sums = sums.reshape(P, done, flat.step_groups, SMOOTH_STATS).astype(np.float64).sum(axis=2)
+    batch = batch.reshape(P, 4).astype(np.float64)
+    # one reduction per statistic kind for all agents, not one np.mean per column and agent:
+    # numpy's per-call cost is most of the host time of an A2C iteration and of a population
+    means, maxs = (rows.sum(axis=1) / done).tolist(), rows.max(axis=1).tolist()
+    mins = rows[:, :, 7].min(axis=1).tolist()
+    max_norm = np.array([[a.cfg.max_grad_norm] for a in agents], np.float64)
+    postclip = np.where(max_norm > 0, np.minimum(norms, max_norm), norms)
+    preclip_mean = (norms.sum(axis=1) / done).tolist()
+    postclip_mean = (postclip.sum(axis=1) / done).tolist()
+    preclip_max = norms.max(axis=1).tolist()
+    nonfinite = (np.count_nonzero(~np.isfinite(rows), axis=(1, 2))
+                 + np.count_nonzero(~np.isfinite(norms), axis=1)).tolist()
+    # which steps the guard refused on the device, one bool per update; and the step counts
+    # are exact at the iteration's end (Adam's t). Adam settles a step it launched without a
+    # threshold at once (none was refused): then nothing is left to settle here.
+    refused = np.zeros((P, done), bool)
+    for k, agent in enumerate(agents):
+        settled = agent.optimizer.settle({agent.policy.flat: norms32[k]})
+        if settled.size:
+            refused[k] = settled
+    smooth = smoothness_many(sums, flat.n, [a.momentum for a in agents], taken=~refused)
+    outs = []
+    for k, agent in enumerate(agents):
+        c, (ev, var_returns, churn, tv) = agent.cfg, batch[k].tolist()
+        out = dict(zip(LOSS_STATS[:5], means[k]))
+        out.update(approx_kl_max=maxs[k][5], ratio_max=maxs[k][6], ratio_min=mins[k],
+                   grad_norm_preclip=preclip_mean[k], grad_norm_preclip_max=preclip_max[k],
+                   grad_norm_postclip=postclip_mean[k], explained_variance=ev,
+                   var_returns=var_returns, updates=done, skipped_steps=int(refused[k].sum()))
+        out.update(smooth[k])
+        out["loss"] = (out["policy_loss"] - c.ent_coef * out["entropy"]
+                       + c.vf_coef * out["value_loss"])
         if var_returns > 0:  # undefined for constant returns: not logged (issue 10)
             out["value_loss_norm"] = out["value_loss"] / var_returns
-        out["nonfinite"] = float(np.count_nonzero(~np.isfinite(rows))
-                                 + np.count_nonzero(~np.isfinite(norms)) + out["nonfinite_params"])
-        if self.churn:
-            out.update(policy_churn=float(churn), policy_tv=float(tv))
-            if self.policy.n_outputs > 1:  # H / ln|A|: 1 for a uniform policy
-                out["entropy_norm"] = out["entropy"] / math.log(self.policy.n_outputs)
-        std = self.policy.std()
+        out["nonfinite"] = float(nonfinite[k] + out["nonfinite_params"])
+        if agent.churn:
+            out.update(policy_churn=churn, policy_tv=tv)
+            if agent.policy.n_outputs > 1:  # H / ln|A|: 1 for a uniform policy
+                out["entropy_norm"] = out["entropy"] / math.log(agent.policy.n_outputs)
+        std = agent.policy.std()
         if std is not None:
             out["std"] = float(std.mean())
-        return out
+        outs.append(out)
+    return outs
