@@ -132,6 +132,8 @@ class Batched:
                   for buffer, count in r0.agent.summary_reads(updates)]
         reads, summary_read = dev.read_later(*((whole, P * stride)
                                                for (whole, stride), _ in wholes))
+        # (on PoCL pthread these enqueues return only once the update is done, measured: the
+        # rollout ahead follows it at once)
         self._run_ahead(live)
         summary_read.wait()
         self.keep.clear()  # every copy before the reads is done

@@ -23,7 +23,8 @@ import numpy as np
 from rlcl.agents.a2c import A2C
 from rlcl.agents.ppo import PPO
 from rlcl.checkpoint import (CONFIG, EPISODES, FINAL, LATEST, SUMMARY, TrainingState,
-                             checkpoint_path, resume_training, save_training_state)
+                             checkpoint_path, fresh_dir, resume_training,
+                             save_training_state)
 from rlcl.config import Config, to_toml
 from rlcl.device import Device
 from rlcl.device_rollout import DeviceEnvs, DeviceRollout
@@ -101,16 +102,7 @@ def new_run_dir(cfg: Config) -> Path:
     """runs/<env_id>__<algo>__<seed>__<unix_time>, with _2, _3 ... for runs started within the
     same second. A namespaced id (``ALE/Pong-v5``) names one folder: ``ALE-Pong-v5``."""
     env = cfg.env_id.replace("/", "-")
-    base = Path(cfg.runs_dir) / f"{env}__{cfg.algo}__{cfg.seed}__{int(time.time())}"
-    Path(cfg.runs_dir).mkdir(parents=True, exist_ok=True)
-    for k in range(1, 1000):
-        run_dir = base if k == 1 else base.with_name(f"{base.name}_{k}")
-        try:
-            run_dir.mkdir()
-            return run_dir
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"cannot create a run folder next to {base}")
+    return fresh_dir(Path(cfg.runs_dir), f"{env}__{cfg.algo}__{cfg.seed}__{int(time.time())}")
 
 
 def update_flop(cfg: Config) -> float:

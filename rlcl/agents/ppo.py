@@ -213,7 +213,7 @@ def summarise(agents: list, done: int, rows: np.ndarray, norms: np.ndarray, sums
     a row per agent of what summary_reads names (a population reads every agent's at once:
     rlcl/batched.py). The arithmetic runs on all rows together, element by element and row by
     row as for one agent, so each agent's figures have the bits its single run's have."""
-    P, c0, flat = len(agents), agents[0].cfg, agents[0].policy.flat
+    P, flat = len(agents), agents[0].policy.flat
     rows = rows.reshape(P, done, NUM_LOSS_STATS).astype(np.float64)
     norms32, norms = norms.reshape(P, done), norms.reshape(P, done).astype(np.float64)
     sums = sums.reshape(P, done, flat.step_groups, SMOOTH_STATS).astype(np.float64).sum(axis=2)
