@@ -87,6 +87,29 @@ def test_one_fused_update_equals_separate_launches(device, monkeypatch, algo, en
     assert np.any(fused["grads"] != 0)
 
 
+@big  # 4096 rows: slow on Oclgrind
+@pytest.mark.parametrize("backend", ["device", "gymnasium"])
+def test_first_minibatch_recomputes_the_rollouts_log_probs(device, monkeypatch, backend):
+    """The rollout (device_rollout.h, policy.cl) and the loss (loss.h) take every exp and log of
+    the softmax from the same float8 builtins, so on the first minibatch, before any step, the
+    update's log-probabilities are the rollout's bits: every ratio is exactly 1."""
+    monkeypatch.setattr(PPO, "FUSE", True)
+    cfg = build_config({**read_toml(packaged_config("ppo", "CartPole")), "num_envs": 64,
+                        "num_steps": 64, "num_minibatches": 2, "seed": 11,
+                        "env_backend": backend})
+    envs, policy, _, rollout, agent = make_agent(cfg, device)
+    rng = np.random.default_rng(5)  # logits spread wide, where the exps' last bits differ
+    policy.flat.load(policy.flat.numpy() + rng.normal(0, 1.0, policy.flat.n).astype(np.float32))
+    obs, _ = envs.reset(seed=cfg.seed)
+    rollout.collect(envs, obs, policy, cfg.seed, 0, 0)
+    rollout.compute_gae(cfg.gamma, cfg.gae_lambda)
+    agent.update(np.random.default_rng(0))
+    first = device.read(agent.stats, 8)  # LOSS_STATS: ..., approx_kl, clip, kl_max, r_max, r_min
+    assert first[3] == 0 and first[5] == 0 and first[6] == 1 and first[7] == 1, first
+    later = device.read(agent.stats, agent.num_updates * 8).reshape(-1, 8)[1:]
+    assert np.any(later[:, 6] != 1)  # the steps did change the policy
+
+
 @pytest.mark.oclgrind_offset_writes
 @pytest.mark.parametrize("algo, env_id, grid", [
     ("ppo", "CartPole-v1", {"learning_rate": [0.01, 0.05], "clip_coef": [0.1, 0.3]}),

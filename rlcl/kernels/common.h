@@ -34,6 +34,50 @@
     (p)[k] = (v).s0; (p)[k + 1] = (v).s1; (p)[k + 2] = (v).s2; (p)[k + 3] = (v).s3;          \
     (p)[k + 4] = (v).s4; (p)[k + 5] = (v).s5; (p)[k + 6] = (v).s6; (p)[k + 7] = (v).s7
 
+/* Rows in float8 lanes (issue 13): a loop that takes eight rows b .. b + 7 at once, a row per
+ * lane, so that the categorical heads' exp and log are float8 calls (loss.h, policy.cl). Lanes
+ * past the last row M - 1 repeat it and are masked (rows_live) or not stored. */
+#define ROW8(p, b, M, stride, j, k) (p)[min((b) + (k), (M) - 1) * (stride) + (j)]
+inline float8 rows8(__global const float *p, int b, int M, int stride, int j)
+{
+    return (float8)(ROW8(p, b, M, stride, j, 0), ROW8(p, b, M, stride, j, 1),
+                    ROW8(p, b, M, stride, j, 2), ROW8(p, b, M, stride, j, 3),
+                    ROW8(p, b, M, stride, j, 4), ROW8(p, b, M, stride, j, 5),
+                    ROW8(p, b, M, stride, j, 6), ROW8(p, b, M, stride, j, 7));
+}
+
+inline int8 rows8_int(__global const int *p, int b, int M)
+{
+    return (int8)(ROW8(p, b, M, 1, 0, 0), ROW8(p, b, M, 1, 0, 1), ROW8(p, b, M, 1, 0, 2),
+                  ROW8(p, b, M, 1, 0, 3), ROW8(p, b, M, 1, 0, 4), ROW8(p, b, M, 1, 0, 5),
+                  ROW8(p, b, M, 1, 0, 6), ROW8(p, b, M, 1, 0, 7));
+}
+
+/* -1 in the lanes that hold a row (b + k < M), 0 past the end */
+inline int8 rows_live(int b, int M)
+{
+    return (int8)(b) + (int8)(0, 1, 2, 3, 4, 5, 6, 7) < (int8)(M);
+}
+
+inline void store_rows8(__global float *p, float8 v, int b, int M, int stride, int j)
+{
+    float t[8];
+    STORE8(v, t, 0, s0, s1, s2, s3, s4, s5, s6, s7);
+    for (int k = 0; k < 8 && b + k < M; k++) p[(b + k) * stride + j] = t[k];
+}
+
+/* The lanes of a float8 folded in one fixed order, ((0 4)(2 6))((1 5)(3 7)), through a volatile
+ * private array: taken directly, clang turns the sums into vector shuffles, on which Oclgrind
+ * 21.10's uninitialised-value checker crashed. Once per work-item per call: no cost. */
+#define FOLD8(v, op)                                                                         \
+    volatile float t_[8];                                                                    \
+    STORE8(v, t_, 0, s0, s1, s2, s3, s4, s5, s6, s7);                                        \
+    return op(op(op(t_[0], t_[4]), op(t_[2], t_[6])), op(op(t_[1], t_[5]), op(t_[3], t_[7])))
+#define PLUS_(a, b) ((a) + (b))
+inline float fold_sum8(float8 v) { FOLD8(v, PLUS_); }
+inline float fold_max8(float8 v) { FOLD8(v, fmax); }
+inline float fold_min8(float8 v) { FOLD8(v, fmin); }
+
 /* tanh, rlcl's own (issue 12): x P(x^2) / Q(x^2), a 13/6 odd rational function fitted to tanh
  * on [0, 9] (minimax of the relative error, 0.11 float32 ulp before rounding), evaluated by
  * Horner in float32: at most 6 ulp from the true tanh (measured on every third positive

@@ -87,17 +87,10 @@ inline float sample_action(__global uint *action, __global float *outputs,
     }
     float m = out[0];
     for (int j = 1; j < A; j++) if (out[j] > m) m = out[j];
-    float s = 0.0f;
-    for (int j = 0; j < A; j++) s += exp(out[j] - m);
-    const float threshold = philox_uniform(seed, stream, n, t, iteration) * s;
-    float cum = 0.0f;
-    int a = A - 1;
-    for (int j = 0; j < A; j++) {
-        cum += exp(out[j] - m);
-        if (threshold < cum) { a = j; break; }
-    }
+    const float s = softmax_sum(out, A, m);
+    const int a = softmax_draw(out, A, m, philox_uniform(seed, stream, n, t, iteration) * s);
     action[0] = (uint)a;
-    return out[a] - m - log(s);
+    return out[a] - m - log_lane(s);
 }
 
 /* SB3 VecNormalize's observation transform with the statistics rms = [mean D, var D, count]. */

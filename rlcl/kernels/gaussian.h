@@ -23,9 +23,16 @@ inline float4 philox_normal4(uint seed, uint stream, uint n, uint step, uint ite
                     r2 * cos(two_pi * u4), r2 * sin(two_pi * u4));
 }
 
+/* log N(a; mu, exp(log_std)) for eight rows in the lanes (the loss, loss.h) or one (the
+ * rollout): the same operations lane by lane, so the same bits. */
+inline float8 gaussian_lp_term8(float8 a, float8 mu, float log_std)
+{
+    const float8 z = (a - mu) / exp(log_std);
+    return -0.5f * z * z - log_std - HALF_LOG_2PI;
+}
+
 inline float gaussian_lp_term(float a, float mu, float log_std)
 {
-    const float z = (a - mu) / exp(log_std);
-    return -0.5f * z * z - log_std - HALF_LOG_2PI;
+    return gaussian_lp_term8((float8)(a), (float8)(mu), log_std).s0;
 }
 #endif

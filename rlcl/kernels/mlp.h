@@ -31,6 +31,52 @@ inline float philox_uniform(uint seed, uint stream, uint c0, uint c1, uint c2)
     return (float)(philox_bits(seed, stream, c0, c1, c2, 0u).x >> 8) * (1.0f / 16777216.0f);
 }
 
+/* A categorical head's softmax for ONE row of A logits Z (local memory) with maximum M: every
+ * exp and log a float8's, lane by lane (issue 13). PoCL's scalar exp and log cost about ten
+ * times the float8's per value on x86 and differ from them in the last bit on about 1 % of
+ * inputs (measured, PoCL 3.0), and the loss (loss.h) computes eight rows at once in the lanes;
+ * here the row's logits sit in the lanes (exp_chunk) and a single value in lane 0 (log_lane),
+ * so the rollout's log-probabilities keep the bits the update recomputes. A lane's result
+ * depends on its own input alone. */
+inline float8 exp_chunk(__local const float *z, int j0, int A, float m)
+{
+#define Z_(k) (j0 + (k) < A ? z[j0 + (k)] : m)
+    return exp((float8)(Z_(0), Z_(1), Z_(2), Z_(3), Z_(4), Z_(5), Z_(6), Z_(7)) - m);
+#undef Z_
+}
+
+inline float log_lane(float x)
+{
+    return log((float8)(x)).s0;
+}
+
+/* sum_j exp(z_j - m), j in order */
+inline float softmax_sum(__local const float *z, int A, float m)
+{
+    float s = 0.0f, e[8];
+    for (int j0 = 0; j0 < A; j0 += 8) {
+        const float8 v = exp_chunk(z, j0, A, m);
+        STORE8(v, e, 0, s0, s1, s2, s3, s4, s5, s6, s7);
+        for (int k = 0; k < 8 && j0 + k < A; k++) s += e[k];
+    }
+    return s;
+}
+
+/* Inverse CDF: the first j with threshold < exp(z_0 - m) + .. + exp(z_j - m), else A - 1. */
+inline int softmax_draw(__local const float *z, int A, float m, float threshold)
+{
+    float cum = 0.0f, e[8];
+    for (int j0 = 0; j0 < A; j0 += 8) {
+        const float8 v = exp_chunk(z, j0, A, m);
+        STORE8(v, e, 0, s0, s1, s2, s3, s4, s5, s6, s7);
+        for (int k = 0; k < 8 && j0 + k < A; k++) {
+            cum += e[k];
+            if (threshold < cum) return j0 + k;
+        }
+    }
+    return A - 1;
+}
+
 /* One MLP on one input vector, held in local memory; returns the buffer with the output. */
 inline __local float *mlp_forward_local(__global const float *x, __global const float *params,
                                         __global const int *layers, int first, int count,

@@ -33,20 +33,12 @@ __kernel void policy_act(__global int *actions, __global float *logp, __global f
         float m = logits[0];
         int best = 0;
         for (int j = 1; j < A; j++) if (logits[j] > m) { m = logits[j]; best = j; }
-        float s = 0.0f;
-        for (int j = 0; j < A; j++) s += exp(logits[j] - m);
-        int a = best;
-        if (!greedy) {
-            const float threshold = philox_uniform(seed, stream, n, step, iteration) * s;
-            float cum = 0.0f;
-            a = A - 1;
-            for (int j = 0; j < A; j++) {
-                cum += exp(logits[j] - m);
-                if (threshold < cum) { a = j; break; }
-            }
-        }
+        const float s = softmax_sum(logits, A, m);
+        const int a = greedy ? best
+                             : softmax_draw(logits, A, m,
+                                            philox_uniform(seed, stream, n, step, iteration) * s);
         actions[out_off + n] = a;
-        logp[out_off + n] = logits[a] - m - log(s);
+        logp[out_off + n] = logits[a] - m - log_lane(s);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     __local float *v = mlp_forward_local(x, params, layers, n_actor, n_critic, act, ha, hb);
@@ -71,20 +63,27 @@ inline void policy_churn_body(__global float *out, int slot, __global const floa
                               __global const float *new, int B, int A, __local float *scratch)
 {
     const int lid = get_local_id(0), L = get_local_size(0);
-    float changed = 0.0f, tv = 0.0f;
-    for (int b = lid; b < B; b += L) {
-        __global const float *zo = old + b * A, *zn = new + b * A;
-        changed += first_argmax(zo, A) != first_argmax(zn, A) ? 1.0f : 0.0f;
-        float mo = zo[0], mn = zn[0];
-        for (int j = 1; j < A; j++) { mo = fmax(mo, zo[j]); mn = fmax(mn, zn[j]); }
-        float so = 0.0f, sn = 0.0f;
-        for (int j = 0; j < A; j++) { so += exp(zo[j] - mo); sn += exp(zn[j] - mn); }
-        float d = 0.0f;
-        for (int j = 0; j < A; j++) d += fabs(exp(zo[j] - mo) / so - exp(zn[j] - mn) / sn);
-        tv += 0.5f * d;
+    float changed = 0.0f;
+    float8 tv = (float8)(0.0f);
+    for (int b = 8 * lid; b < B; b += 8 * L) {  /* rows b .. b + 7 in the lanes (common.h) */
+        for (int r = b; r < min(b + 8, B); r++)
+            changed += first_argmax(old + r * A, A) != first_argmax(new + r * A, A) ? 1.0f : 0.0f;
+        float8 mo = rows8(old, b, B, A, 0), mn = rows8(new, b, B, A, 0);
+        for (int j = 1; j < A; j++) {
+            mo = fmax(mo, rows8(old, b, B, A, j));
+            mn = fmax(mn, rows8(new, b, B, A, j));
+        }
+        float8 so = (float8)(0.0f), sn = so, d = so;
+        for (int j = 0; j < A; j++) {
+            so += exp(rows8(old, b, B, A, j) - mo);
+            sn += exp(rows8(new, b, B, A, j) - mn);
+        }
+        for (int j = 0; j < A; j++)
+            d += fabs(exp(rows8(old, b, B, A, j) - mo) / so - exp(rows8(new, b, B, A, j) - mn) / sn);
+        tv += select((float8)(0.0f), 0.5f * d, rows_live(b, B));
     }
     const float total_changed = group_sum(changed, scratch);
-    const float total_tv = group_sum(tv, scratch);
+    const float total_tv = group_sum(fold_sum8(tv), scratch);
     if (lid == 0) {
         out[slot] = total_changed / B;
         out[slot + 1] = total_tv / B;
