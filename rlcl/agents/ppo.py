@@ -47,7 +47,7 @@ class PPO:
         self.total_updates = 0  # over the run, for fault injection
         first = cfg.inject_nan_update
         self.inject_at = range(first, first + cfg.inject_nan_repeat) if first >= 0 else range(0)
-        L = dev.group_size(min(256, cfg.minibatch_size))  # a group no wider than the data
+        L = dev.minibatch_group(cfg.minibatch_size)
         self.reduce_size = L
         self.scratch = dev.local(4 * L)
         # Two launches per minibatch (kernels/ppo_update.cl: the gradients, one work-group
