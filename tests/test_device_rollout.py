@@ -85,7 +85,8 @@ def replay(e, actions, continuous):
         yield before, rewards, ends, final, done
 
 
-@pytest.mark.parametrize("hidden", [(8,), (20, 7)])  # (20, 7): wide, 4-wide and scalar outputs
+# (20, 7): wide, 4-wide and scalar outputs; (76, 7): four and two wide tiles per pass too
+@pytest.mark.parametrize("hidden", [(8,), (20, 7), (76, 7)])
 @pytest.mark.parametrize("env_id", list(DEVICE_ENVS))
 def test_rollout_matches_policy_act_and_env_twins(device, env_id, hidden):
     envs, policy, rollout, finished = rollout_once(device, env_id, hidden=hidden)

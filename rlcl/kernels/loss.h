@@ -95,7 +95,8 @@ inline void value_rows(__global float *dvalues, __global const float *values,
     store_rows8(dvalues, vf_coef * dv / M, b, M, 1, 0);
 }
 
-/* All eight statistics, each work-item's lanes folded in a fixed order, in one fixed-order tree (sums for 0-4, max for 5-6, min for 7) into
+/* All eight statistics, each work-item's lanes folded in a fixed order, in one fixed-order
+ * tree (sums for 0-4, max for 5-6, min for 7) into
  * stats[row * 8 ...], with no barrier loop: PoCL compiles many barrier loops very slowly.
  * scratch: 8 * L floats. */
 inline void write_loss_stats(loss_stats st, __global float *stats, int row, int M, int part,

@@ -79,7 +79,8 @@ inline void policy_churn_body(__global float *out, int slot, __global const floa
             sn += exp(rows8(new, b, B, A, j) - mn);
         }
         for (int j = 0; j < A; j++)
-            d += fabs(exp(rows8(old, b, B, A, j) - mo) / so - exp(rows8(new, b, B, A, j) - mn) / sn);
+            d += fabs(exp(rows8(old, b, B, A, j) - mo) / so -
+                      exp(rows8(new, b, B, A, j) - mn) / sn);
         tv += select((float8)(0.0f), 0.5f * d, rows_live(b, B));
     }
     const float total_changed = group_sum(changed, scratch);
