@@ -18,8 +18,9 @@
  * stats[row * 8 + k]: means over the minibatch of pg, v_loss, H, approx_kl = (ratio-1) - log
  *   ratio, clip fraction; then max approx_kl, max ratio, min ratio.
  *
- * Launch: ONE work-group of L work-items (L a power of two); each work-item strides over
- * samples and every reduction is a tree in a fixed order, so the result is deterministic.
+ * Launch: ONE work-group of L work-items (L a power of two); each work-item takes eight
+ * samples at a time (float8 lanes, loss.h) and every reduction is a tree in a fixed order, so
+ * the result is deterministic.
  * scratch: 8 * L local floats. Reference: rlcl/reference.py ppo_loss.
  * The shared pieces (advantage normalisation, policy and value terms, statistics) are in
  * loss.h; gaussian.cl has the same loss for a diagonal Gaussian head.

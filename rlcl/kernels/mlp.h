@@ -35,7 +35,7 @@ inline float philox_uniform(uint seed, uint stream, uint c0, uint c1, uint c2)
  * exp and log a float8's, lane by lane (issue 13). PoCL's scalar exp and log cost about ten
  * times the float8's per value on x86 and differ from them in the last bit on about 1 % of
  * inputs (measured, PoCL 3.0), and the loss (loss.h) computes eight rows at once in the lanes;
- * here the row's logits sit in the lanes (exp_chunk) and a single value in lane 0 (log_lane),
+ * here the row's logits sit in the lanes (exp_chunk) and a single value in all (log_lane),
  * so the rollout's log-probabilities keep the bits the update recomputes. A lane's result
  * depends on its own input alone. */
 inline float8 exp_chunk(__local const float *z, int j0, int A, float m)
