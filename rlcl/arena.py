@@ -97,24 +97,15 @@ class Pinned:
             state[key] = piece
 
 
-class AgentTable:
-    """The *_pop kernels' per-agent scalars (kernel_constants.AGENT_COLUMNS), a row of 32-bit
-    words per agent: floats as their bits (AGENT_FLOATS), the rest as ints."""
+_FLOATS = np.array([c in AGENT_FLOATS for c in AGENT_COLUMNS])
 
-    def __init__(self, agents: int):
-        self.words = np.zeros((agents, len(AGENT_COLUMNS)), np.uint32)
-        self.floats = self.words.view(np.float32)
-        self.float_cols = {c: j for j, c in enumerate(AGENT_COLUMNS) if c in AGENT_FLOATS}
-        self.int_cols = {c: j for j, c in enumerate(AGENT_COLUMNS) if c not in AGENT_FLOATS}
 
-    def set_rows(self, agents: list[int], rows: list[dict]) -> None:
-        """Row ROWS[i] for agent AGENTS[i], in one assignment per kind of column (ROWS share
-        their keys): a float to float32, round to nearest; an int as its 32-bit word."""
-        names = list(rows[0])
-        values = np.array([[row[name] for name in names] for row in rows], np.float64)
-        floats = [j for j, name in enumerate(names) if name in self.float_cols]
-        ints = [j for j, name in enumerate(names) if name not in self.float_cols]
-        index = np.asarray(agents)[:, None]
-        self.floats[index, [self.float_cols[names[j]] for j in floats]] = values[:, floats]
-        self.words[index, [self.int_cols[names[j]] for j in ints]] = \
-            values[:, ints].astype(np.int64) & 0xFFFFFFFF
+def agent_words(rows: list[dict]) -> np.ndarray:
+    """The *_pop kernels' per-agent scalars (kernel_constants.AGENT_COLUMNS): ROWS (dicts of
+    column values) as rows of 32-bit words, a float as its float32 bits (AGENT_FLOATS, round to
+    nearest), an int as its 32-bit word, a column a row does not name 0."""
+    values = np.array([[row.get(c, 0) for c in AGENT_COLUMNS] for row in rows], np.float64)
+    words = np.empty(values.shape, np.uint32)
+    words[:, _FLOATS] = values[:, _FLOATS].astype(np.float32).view(np.uint32)
+    words[:, ~_FLOATS] = values[:, ~_FLOATS].astype(np.int64) & 0xFFFFFFFF
+    return words

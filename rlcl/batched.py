@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from rlcl.agents.ppo import PPO, summarise
-from rlcl.arena import AgentTable, Arena, Pinned
+from rlcl.arena import Arena, Pinned, agent_words
 from rlcl.config import Config
 from rlcl.guard import DivergenceError
 from rlcl.kernel_constants import AGENT_COLUMNS
@@ -49,12 +49,11 @@ class Batched:
         # iteration those of its updates, a row per (update, agent), written in one copy (on
         # PoCL pthread a copy waits for the launches before it: one per launch serialised
         # the host and the device)
-        fixed = AgentTable(P)
-        fixed.set_rows([run.index for run in runs],
-                       [{"seed": run.cfg.seed, "gamma": run.cfg.gamma,
-                         "gae_lambda": run.cfg.gae_lambda} for run in runs])
-        self.hp = device.upload(fixed.words)
-        self.tables = [AgentTable(P) for _ in range(agent.num_updates)]
+        fixed = np.zeros((P, len(AGENT_COLUMNS)), np.uint32)
+        fixed[[run.index for run in runs]] = agent_words(
+            [{"seed": run.cfg.seed, "gamma": run.cfg.gamma, "gae_lambda": run.cfg.gae_lambda}
+             for run in runs])
+        self.hp = device.upload(fixed)
         self.hp_steps = device.zeros(agent.num_updates * P * len(AGENT_COLUMNS), np.uint32)
         self.L = agent.reduce_size
 
@@ -103,6 +102,7 @@ class Batched:
             whole, stride = arena.whole(buffer)
             self.carried.append((whole, device.empty(P * stride), P * stride))
         self.ahead: int | None = None  # the iteration whose rollout was launched ahead
+        self.booked: tuple | None = None  # (iteration, agents) whose update is booked ahead
 
     def iterate(self, live: list) -> list:
         """One iteration of the LIVE runs, all at the same iteration. The launches run every
@@ -121,8 +121,14 @@ class Batched:
             self.rollout.launch((N, P), (N, 1), iteration=r0.iteration)
         self.ahead = None
         (ep_log,), episodes_read = dev.read_later((self.ep_log, P * self.ep_stride))
-        # ADVANTAGE and UPDATE, booked and launched before the episodes are back
+        # ADVANTAGE and UPDATE, booked (unless the last iteration did) and launched before the
+        # episodes are back; the last iteration's scalars logged while the device runs them
+        if self.booked != self._booking(live, r0.iteration):
+            self._book_update(live)
+        self.booked = None
         self._launch_update(live)
+        for run in live:
+            run.write_log()
         t0 = time.perf_counter()
         episodes_read.wait()
         self._book_episodes(live, ep_log, (time.perf_counter() - t0) / len(live))
@@ -144,42 +150,56 @@ class Batched:
         failed, rollbacks = [], [run.guard.rollbacks for run in live]
         for run, stats in zip(live, summaries):
             try:
-                run.end_update(updates, stats)
+                run.end_update(updates, stats, defer_log=True)
             except DivergenceError as exc:  # that agent alone: the caller stops it
                 failed.append((run, exc))
         if self.ahead is not None and (failed or rollbacks != [r.guard.rollbacks for r in live]):
             self._take_back()
+        if self.ahead is not None:  # the next iteration's update booked while its rollout runs
+            self._book_update(live)
+            self.booked = self._booking(live, self.ahead)
         return failed
 
-    def _launch_update(self, live: list) -> None:
+    @staticmethod
+    def _booking(live: list, iteration: int) -> tuple:
+        return iteration, tuple(run.index for run in live)
+
+    def _book_update(self, live: list) -> None:
         """Each agent's update booked as its single run books it (the schedule's lr, the
-        guard's threshold, the epochs' orders, every update's scalars), then the launches:
-        GAE, the explained variance, per minibatch ppo_minibatch_pop and ppo_step_pop, and
-        the churn's."""
-        dev, P, L, r0 = self.device, len(self.runs), self.L, live[0]
-        N, B = r0.rollout.N, r0.cfg.batch_size
+        guard's threshold, the epochs' orders, every update's scalars, update by update), and
+        the orders and the scalars written at once. The host may do this while the device
+        runs the update's rollout (``iterate``): neither reads what the other writes."""
+        dev, P = self.device, len(self.runs)
         orders = np.zeros((P, self.index_stride), np.int32)
         for run in live:
             run.begin_update(launch=False)
             order = run.agent.minibatch_order(run.rng)
             orders[run.index, :order.size] = order
-        self.gae.launch((N, P), None)
         self.keep.append(orders)
         dev.write(self.indices, orders)
-        self.explained.launch((L, P), (L, 1))
-        # every update's scalars booked (as the single run books them, update by update) and
-        # written at once; then per minibatch both launches for every agent
+        # a row per (update, agent); an agent that is not live keeps zeros (its slices are
+        # computed and ignored: ``iterate``)
+        updates = live[0].agent.num_updates
+        words = np.zeros((updates, P, len(AGENT_COLUMNS)), np.uint32)
+        rows, injects, firsts = zip(*(run.agent.book_updates(updates) for run in live))
+        for run in live:
+            state = run.optimizer.state[run.policy.flat]
+            self.velocity.pin(state, "momentum_buffer", run.index)
+            self.prev_update.pin(state, "prev_update", run.index)
         slots = [run.index for run in live]
-        for u, table in enumerate(self.tables):
-            rows = []
-            for run in live:
-                rows.append(run.agent.agent_row(u)[0])
-                state = run.optimizer.state[run.policy.flat]
-                self.velocity.pin(state, "momentum_buffer", run.index)
-                self.prev_update.pin(state, "prev_update", run.index)
-            table.set_rows(slots, rows)
-        self.keep.append(np.concatenate([table.words for table in self.tables]))
-        dev.write(self.hp_steps, self.keep[-1])
+        words[:, slots] = agent_words(rows)
+        words[:, slots, AGENT_COLUMNS.index("inject_nan")] = np.array(injects).T
+        words[:, slots, AGENT_COLUMNS.index("first")] = np.array(firsts).T
+        self.keep.append(words)
+        dev.write(self.hp_steps, words)
+
+    def _launch_update(self, live: list) -> None:
+        """The booked update's launches: GAE, the explained variance, per minibatch
+        ppo_minibatch_pop and ppo_step_pop for every agent, and the churn's."""
+        P, L, r0 = len(self.runs), self.L, live[0]
+        N, B = r0.rollout.N, r0.cfg.batch_size
+        self.gae.launch((N, P), None)
+        self.explained.launch((L, P), (L, 1))
         for u in range(r0.agent.num_updates):
             self.minibatch.launch((2 * L, P), (L, 1), u=u)
             # one group per agent: the agents fill the cores, and each group computes the

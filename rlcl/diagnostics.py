@@ -240,18 +240,22 @@ class DivergenceMonitor:
         return figures, verdict
 
 
+ITERATION_TAGS = {algo: list({**tags, **SMOOTH_TAGS, **DIAG_TAGS}.items())
+                  for algo, tags in TRAIN_TAGS.items()}
+
+
 def iteration_scalars(algo: str, stats: dict, lr: float, fps: float,
-                      recent: list[tuple[float, int]]) -> dict:
-    """Every scalar logged at the end of an iteration, keyed by tag."""
-    tags = {**TRAIN_TAGS[algo], **SMOOTH_TAGS, **DIAG_TAGS}
-    out = {tag: stats[key] for key, tag in tags.items() if key in stats}
+                      episodes: list[tuple[int, float, int]]) -> dict:
+    """Every scalar logged at the end of an iteration, keyed by tag. EPISODES: the training
+    episodes so far (or the last EPISODE_WINDOW of them), (global step, return, length)."""
+    out = {tag: stats[key] for key, tag in ITERATION_TAGS[algo] if key in stats}
     out[ENTROPY_LOSS] = -stats["entropy"]  # SB3 logs the entropy loss, i.e. -H
     out[LEARNING_RATE] = lr
     out[FPS] = fps
-    if recent:
-        window = np.array(recent[-EPISODE_WINDOW:], np.float64)
-        out[EP_REW_MEAN] = float(window[:, 0].mean())
-        out[EP_LEN_MEAN] = float(window[:, 1].mean())
+    if episodes:
+        window = np.array(episodes[-EPISODE_WINDOW:], np.float64)[:, 1:].T.copy()
+        out[EP_REW_MEAN] = float(window[0].mean())
+        out[EP_LEN_MEAN] = float(window[1].mean())
     # explained variance is undefined (NaN) for constant returns: skip it rather than log NaN
     return {tag: float(v) for tag, v in out.items()
             if not (tag == EXPLAINED_VARIANCE and math.isnan(v))}

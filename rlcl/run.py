@@ -26,9 +26,9 @@ from rlcl.checkpoint import (CONFIG, EPISODES, FINAL, LATEST, SUMMARY, TrainingS
                              checkpoint_path, fresh_dir, resume_training,
                              save_training_state)
 from rlcl.config import Config, to_toml
-from rlcl.device import Device
+from rlcl.device import PARALLEL_MIN_FLOP, Device
 from rlcl.device_rollout import DeviceEnvs, DeviceRollout
-from rlcl.diagnostics import EVAL_MEAN, iteration_scalars
+from rlcl.diagnostics import EPISODE_WINDOW, EVAL_MEAN, iteration_scalars
 from rlcl.envs import make_vec_env, normalization_state
 from rlcl.eval import evaluate_policy
 from rlcl.guard import Guard
@@ -156,6 +156,7 @@ class Run:
                              read_episodes(self.run_dir / EPISODES) if resume else [])
         self.iteration, self.global_step = self.start["iteration"], self.start["global_step"]
         self.sps, self.lr = 0.0, cfg.learning_rate
+        self._unlogged: tuple | None = None  # end_update's scalars, deferred to write_log
 
     @property
     def done(self) -> bool:
@@ -167,6 +168,7 @@ class Run:
         return float(np.mean([r for _, r, _ in recent])) if recent else None
 
     def save(self, name: str) -> None:
+        self.write_log()
         self.log.flush()  # everything logged so far is on disk before the checkpoint says so
         counters = {"iteration": self.iteration, "global_step": self.global_step,
                     "elapsed": self.log.elapsed()}
@@ -203,27 +205,39 @@ class Run:
         if launch:
             self.agent.begin_update(self.rng)
 
-    def end_update(self, done: int, stats: dict | None = None) -> None:
+    def end_update(self, done: int, stats: dict | None = None, defer_log: bool = False) -> None:
         """The update's statistics (STATS if a population has summarised them already), the
-        schedule, the guard; then LOG and the checkpoint."""
+        schedule, the guard; then LOG and the checkpoint. DEFER_LOG: the iteration's scalars
+        are written by the next ``write_log()`` (a population writes them while the device runs
+        the next update: rlcl/batched.py), unless a checkpoint is due now."""
         cfg, log = self.cfg, self.log
         stats = self.agent.end_update(done) if stats is None else stats
         self.scheduler.step()
         stats.update(self.guard.after_iteration(stats, self.iteration, self.global_step))
         self.iteration += 1
-        # LOG
+        # LOG: the figures as they stand now (the next rollout's episodes are not yet in)
         self.sps = ((self.global_step - self.start["global_step"])
                     / max(log.elapsed() - self.start["elapsed"], 1e-9))
-        recent = [(ret, length) for _, ret, length in self.result.episodes[-100:]]
-        log.scalars(iteration_scalars(cfg.algo, stats, self.lr, self.sps, recent),
-                    self.global_step)
+        self._unlogged = (stats, self.lr, self.sps, self.result.episodes[-EPISODE_WINDOW:],
+                          self.global_step)
+        checkpoint = cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0
+        if not defer_log or checkpoint:
+            self.write_log()
         if self.solo:
             log.progress(self.global_step, self.sps, self.recent_return())
-        if cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0:
+        if checkpoint:
             self.save(LATEST)
+
+    def write_log(self) -> None:
+        """The last iteration's scalars into the events file, if not written yet."""
+        if self._unlogged is not None:
+            stats, lr, sps, window, step = self._unlogged
+            self._unlogged = None
+            self.log.scalars(iteration_scalars(self.cfg.algo, stats, lr, sps, window), step)
 
     def abort(self) -> None:
         """A diverged or interrupted run still leaves readable logs."""
+        self.write_log()
         self.log.end_progress()
         self.log.close()
         self.state.envs.close()
@@ -231,6 +245,7 @@ class Run:
     def finish(self) -> Result:
         """The final checkpoints, the greedy evaluation on gymnasium's env and the summary."""
         cfg, device, log, policy = self.cfg, self.device, self.log, self.policy
+        self.write_log()
         log.end_progress()
         wall = log.elapsed()  # training seconds of the whole run, resumed parts included
         if device.profile and self.solo:
@@ -268,18 +283,18 @@ class Run:
         return self.result
 
 
-# A population's launches run every agent (rlcl/batched.py): many work-groups per launch, so
-# PoCL pthread pays from a smaller network on. Measured (issue 13, 2-core EPYC): 64 agents of
-# the default config (0.2 MFLOP an update) 305,000 env steps/s on basic against 242,000 on
-# pthread; 32 agents of PureJaxRL's 64x64 config (6.3 MFLOP) 82,000 on basic, 114,000 on
-# pthread. So an agent of a batched population counts eight times its update's FLOP.
-POPULATION_WORK_FACTOR = 8
+# A batched population (rlcl/batched.py) trains on PoCL's pthread device whatever its
+# networks: its launches run every agent (work-groups for all cores), and the host books,
+# summarises and logs the agents while the device runs a rollout or an update, which only a
+# device with worker threads allows (``basic`` runs a kernel in the enqueuing thread, which
+# holds the GIL meanwhile). Measured (issue 13, 2-core AVX2 EPYC): 64 agents of the default
+# config 258,000 env steps/s on basic, 338,000 on pthread; 8 and 32 agents ~1.2-1.3x too.
 
 
 def train_device(cfg: Config, batched: bool = False) -> Device:
     """The device a run of CFG trains on (the same for every agent of a population; BATCHED:
     one whose launches run all agents)."""
-    work = update_flop(cfg) * (POPULATION_WORK_FACTOR if batched else 1)
+    work = max(update_flop(cfg), PARALLEL_MIN_FLOP) if batched else update_flop(cfg)
     return Device(cfg.device, profile=cfg.profile or os.environ.get("RLCL_PROFILE") == "1",
                   work=work)
 

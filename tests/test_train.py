@@ -165,6 +165,7 @@ def test_default_pocl_device_by_update_size_and_both_match(tmp_path, monkeypatch
     import pyopencl as cl
 
     from rlcl.device import PARALLEL_MIN_FLOP, _devices, choose_device
+    from rlcl.run import train_device
     from rlcl.train import update_flop
 
     names = [dev.name for _, _, dev in _devices()]
@@ -180,6 +181,11 @@ def test_default_pocl_device_by_update_size_and_both_match(tmp_path, monkeypatch
     zoo = short_config(tmp_path, hidden_sizes=[64, 64], num_envs=8, num_steps=32,
                        num_minibatches=1)
     assert update_flop(zoo) >= PARALLEL_MIN_FLOP > update_flop(short_config(tmp_path))
+    # a batched population of the small config: pthread, whose worker threads let the host
+    # book and log while the kernels run (run.train_device, issue 13)
+    small = short_config(tmp_path)
+    assert train_device(small).device.name.startswith("basic")
+    assert train_device(small, batched=True).device.name.startswith("pthread")
     runs = [train(short_config(tmp_path / d, total_timesteps=2048, device=d, eval_episodes=0,
                                **overrides))
             for d in ("basic", "pthread")]

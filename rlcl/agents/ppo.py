@@ -91,21 +91,21 @@ class PPO:
         return [(self.stats, done * NUM_LOSS_STATS), (flat.norms, done),
                 (flat.partials, done * flat.step_groups * SMOOTH_STATS), (self.batch_stats, 4)]
 
-    def agent_row(self, u: int) -> tuple[dict, object, object]:
-        """Book update U as update_minibatches and _minibatch_fused do, for a population's
-        ppo_minibatch_pop and ppo_step_pop launch (rlcl/batched.py): (this agent's row of the
-        agent table, its velocity buffer, its prev_update buffer)."""
+    def book_updates(self, updates: int) -> tuple[dict, list, list]:
+        """Book this iteration's UPDATES as update_minibatches and _minibatch_fused do, for a
+        population's ppo_minibatch_pop and ppo_step_pop launches (rlcl/batched.py): this
+        agent's columns of the agent table (kernel_constants.AGENT_COLUMNS) common to the
+        updates, and per update its ``inject_nan`` and ``first``."""
         cfg = self.cfg
-        inject = self.total_updates in self.inject_at
-        self.total_updates += 1
-        velocity, prev_update, max_norm, skip_above, lr, momentum, dampening, weight_decay, \
-            nesterov, first = self.optimizer.fused_step(self.policy.flat, cfg.max_grad_norm, u)
+        injects = [int(self.total_updates + u in self.inject_at) for u in range(updates)]
+        self.total_updates += updates
+        _, _, max_norm, skip_above, lr, momentum, dampening, weight_decay, nesterov, firsts = \
+            self.optimizer.fused_steps(self.policy.flat, cfg.max_grad_norm, range(updates))
         row = dict(clip_coef=cfg.clip_coef, clip_vloss=int(cfg.clip_vloss),
                    ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, norm_adv=int(cfg.norm_adv),
-                   inject_nan=int(inject), max_norm=max_norm, skip_above=skip_above, lr=lr,
-                   momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                   nesterov=nesterov, first=first)
-        return row, velocity, prev_update
+                   max_norm=max_norm, skip_above=skip_above, lr=lr, momentum=momentum,
+                   dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
+        return row, injects, firsts
 
     def update_minibatches(self) -> int:
         """Epochs x minibatches; returns the number of updates made."""

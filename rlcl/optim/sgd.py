@@ -47,6 +47,16 @@ class SGD(Optimizer):
         velocity, prev_update, _, _, max_norm, skip_above, _, *hyper = self._step_args(group, p)
         return (velocity, prev_update, max_norm, skip_above, *hyper)
 
+    def fused_steps(self, p: FlatParams, max_norm: float, slots: range) -> tuple:
+        """``fused_step`` for each of SLOTS (consecutive norm slots) at once, booked exactly
+        as those calls would book them (a population books every agent's iteration so:
+        rlcl/batched.py): their common arguments, with ``first`` a list, one per step."""
+        args = self.fused_step(p, max_norm, slots[0])
+        skip_above = self._launched[-1][2]
+        self._launched.extend((p, slot, skip_above) for slot in slots[1:])
+        later = int("momentum_buffer" not in self.state[p])  # the first step allocated it
+        return (*args[:-1], [args[-1]] + [later] * (len(slots) - 1))
+
     def _step_args(self, group: dict, p: FlatParams) -> tuple:
         """Book one step of P (state allocated lazily, as torch does; the clip and guard
         scalars) and return sgd_step's arguments after the gradient buffer."""
