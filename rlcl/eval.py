@@ -26,28 +26,48 @@ def evaluate_policy(policy: ActorCritic, env_id: str, episodes: int, seed: int,
     if episodes <= 0:
         return np.zeros(0)
     dev = policy.device
-    norm_state = norm_state or {}
-    envs = make_vec_env(env_id, episodes, norm_obs="obs" in norm_state)
-    load_normalization(envs, norm_state, update=False)
     obs_buf = dev.empty(episodes * policy.obs_dim)
     actions = dev.empty(episodes * policy.act_dim, np.int32)
     logp, values = dev.empty(episodes), dev.empty(episodes)
     actions_host = np.zeros(episodes * policy.act_dim, policy.action_dtype)
-    returns = np.full(episodes, np.nan)
-    obs, _ = envs.reset(seed=seed + EVAL_SEED_OFFSET)
-    step = 0
-    while np.isnan(returns).any():
-        dev.write(obs_buf, np.ascontiguousarray(obs, np.float32))
+
+    def act(obs: np.ndarray, step: int) -> list:
+        dev.write(obs_buf, obs)
         policy.act(obs_buf, episodes, actions, logp, values, 0, seed, STREAM_EVAL, step, 0,
                    greedy=greedy)
         dev.read_into(actions_host, actions)
-        obs, _, _, _, infos = envs.step(policy.env_actions(actions_host))
-        if "_episode" in infos:
-            for i in np.flatnonzero(infos["_episode"]):
-                if np.isnan(returns[i]):
-                    returns[i] = infos["episode"]["r"][i]
+        return [policy.env_actions(actions_host)]
+
+    return first_returns([eval_envs(env_id, episodes, norm_state)], [seed], act)[0]
+
+
+def eval_envs(env_id: str, episodes: int, norm_state: dict | None):
+    """A vector env of EPISODES sub-envs that normalises observations as NORM_STATE says."""
+    norm_state = norm_state or {}
+    envs = make_vec_env(env_id, episodes, norm_obs="obs" in norm_state)
+    load_normalization(envs, norm_state, update=False)
+    return envs
+
+
+def first_returns(envs: list, seeds: list[int], act) -> np.ndarray:
+    """The return of each sub-env's first episode, for each vector env of ENVS (reset with its
+    seed of SEEDS), the envs stepped in lockstep: ACT(observations (len(ENVS), sub-envs,
+    obs_dim) float32, step) gives each env's actions. An env whose episodes are all over steps
+    no more (a population evaluates its agents so, one launch per step: rlcl/batched.py)."""
+    obs = [envs_k.reset(seed=seed + EVAL_SEED_OFFSET)[0] for envs_k, seed in zip(envs, seeds)]
+    returns = np.full((len(envs), envs[0].num_envs), np.nan)
+    step = 0
+    while (running := np.isnan(returns).any(axis=1)).any():
+        actions = act(np.ascontiguousarray(obs, np.float32), step)
+        for k in np.flatnonzero(running):
+            obs[k], _, _, _, infos = envs[k].step(actions[k])
+            if "_episode" in infos:
+                for i in np.flatnonzero(infos["_episode"]):
+                    if np.isnan(returns[k, i]):
+                        returns[k, i] = infos["episode"]["r"][i]
         step += 1
-    envs.close()
+    for envs_k in envs:
+        envs_k.close()
     return returns
 
 

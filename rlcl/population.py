@@ -209,9 +209,13 @@ class Population:
             print(format_profile(self.wall, sum(a.run.rollout.env_seconds for a in running),
                                  sum(a.run.rollout.readback_seconds for a in running),
                                  device.collect_profile()), file=sys.stderr)
+        finishing = [a for a in running if a.status == RUNNING]
+        evaluations = ([None] * len(finishing) if self.batched is None or not finishing else
+                       self.batched.evaluate([a.run for a in finishing], self.base.eval_episodes))
+        evaluated = dict(zip(finishing, evaluations))
         for agent in running:
             if agent.status == RUNNING:
-                result = agent.run.finish()
+                result = agent.run.finish(evaluated[agent])
                 agent.status, agent.summary = FINISHED, result.summary
                 agent.eval_returns = result.eval_returns.tolist()
                 agent.episodes = result.episodes

@@ -242,8 +242,9 @@ class Run:
         self.log.close()
         self.state.envs.close()
 
-    def finish(self) -> Result:
-        """The final checkpoints, the greedy evaluation on gymnasium's env and the summary."""
+    def finish(self, eval_returns: np.ndarray | None = None) -> Result:
+        """The final checkpoints, the greedy evaluation on gymnasium's env (EVAL_RETURNS if a
+        population has evaluated its agents together) and the summary."""
         cfg, device, log, policy = self.cfg, self.device, self.log, self.policy
         self.write_log()
         log.end_progress()
@@ -257,7 +258,8 @@ class Run:
         norm_state = normalization_state(self.state.envs)
         self.state.envs.close()
         params = policy.flat.numpy()
-        returns = evaluate_policy(policy, cfg.env_id, cfg.eval_episodes, cfg.seed, norm_state)
+        returns = (evaluate_policy(policy, cfg.env_id, cfg.eval_episodes, cfg.seed, norm_state)
+                   if eval_returns is None else eval_returns)
         summary = {
             "algo": cfg.algo, "env_id": cfg.env_id, "seed": cfg.seed,
             "total_timesteps": self.global_step,

@@ -30,6 +30,7 @@ from helpers import (ACT_TOL, CATEGORICAL, CLIP, COUNTERS, GAUSSIAN, HEADS, NETS
                      read_guarded, set_head, twin_act, twin_outputs, uniforms)
 
 from rlcl import reference as ref
+from rlcl.arena import agent_words
 from rlcl.policy import STREAM_EVAL, STREAM_ROLLOUT, ActorCritic
 
 N_ROWS = [1, 7, 64, pytest.param(129, marks=big)]
@@ -149,6 +150,38 @@ def test_determinism_on_a_trained_looking_policy(device, rng, head):
     for x, y in zip(first, again):
         np.testing.assert_array_equal(x, y)
     assert np.any(act(device, policy, obs, 5, STREAM_ROLLOUT, 11, 3)[0] != first[0])
+
+
+@pytest.mark.parametrize("head, A", head_cases({CATEGORICAL: [3], GAUSSIAN: [2, 5]}, "A%d"))
+@pytest.mark.parametrize("greedy", [False, True])
+def test_population_act_is_each_agents_own(device, rng, head, A, greedy):
+    """policy_act_pop / policy_act_gaussian_pop (a population's evaluation, issue 13): agent a's
+    rows are policy_act's with agent a's parameters and seed (hp), bit for bit."""
+    P, n = 3, 5
+    policies = [make_policy(device, rng, 4, head.space(A), "relu-7", n)[0] for _ in range(P)]
+    p0, seeds = policies[0], [11, 2**32 - 3, 7]
+    stride = p0.flat.n + 5  # the agents' parameters with a gap between them, as in an arena
+    params = np.full((P, stride), np.nan, np.float32)
+    for a, policy in enumerate(policies):
+        params[a, :policy.flat.n] = policy.flat.numpy()
+    obs = rng.standard_normal((P, n, 4)).astype(np.float32)
+    actions = device.empty(P * n * p0.act_dim, p0.action_dtype)
+    logp, values = device.empty(P * n), device.empty(P * n)
+    L, local = p0.local_size, device.local(p0._local_bytes)
+    device.launch("policy_act_gaussian_pop" if p0.continuous else "policy_act_pop",
+                  (n * L, P), (L, 1), actions, logp, values, device.upload(obs),
+                  device.upload(params), stride, device.upload(agent_words([{"seed": s}
+                                                                              for s in seeds])),
+                  p0.layers_buf, len(p0.actor.layers), len(p0.critic.layers), p0.act_id,
+                  *((p0.log_std_off,) if p0.continuous else ()), n, STREAM_EVAL, 9, 4,
+                  int(greedy), local, device.local(p0._local_bytes))
+    got = (device.read(actions, P * n * p0.act_dim, p0.action_dtype).reshape(P, n, -1),
+           device.read(logp, P * n).reshape(P, n), device.read(values, P * n).reshape(P, n))
+    for a, policy in enumerate(policies):
+        want_a, want_logp, want_values = act(device, policy, obs[a], seeds[a], STREAM_EVAL, 9,
+                                             4, greedy)
+        assert np.array_equal(got[0][a].ravel(), want_a.ravel())
+        assert np.array_equal(got[1][a], want_logp) and np.array_equal(got[2][a], want_values)
 
 
 # -- the Categorical sampler's randomness ---------------------------------------------------

@@ -11,6 +11,7 @@
  *   a = mu when greedy. Writes actions[r * A + j] (unclipped), logp[r], values[r]. lp uses the
  *   same expression as the loss, so the first epoch's ratio is exactly 1.
  *   Launch: global (N * L), local L. ha, hb: local buffers of max layer width floats.
+ *   policy_act_gaussian_pop: every agent's at once, as policy.cl's policy_act_pop.
  *
  * ppo_loss_gaussian: loss.cl's loss with this head (ONE work-group of L, scratch 8 * L floats):
  *   dmean[b, j]    = g_lp * z_j / std_j / M
@@ -24,18 +25,15 @@
 #include "gaussian.h"
 #include "loss.h"
 
-__kernel void policy_act_gaussian(__global float *actions, __global float *logp,
-                                  __global float *values, int out_off,
-                                  __global const float *obs, __global const float *params,
-                                  __global const int *layers, int n_actor, int n_critic, int act,
-                                  int log_std_off, int N, uint seed, uint stream, uint step,
-                                  uint iteration, int greedy, __local float *ha,
-                                  __local float *hb)
+inline void policy_act_gaussian_row(__global float *actions, __global float *logp,
+                                    __global float *values, int r, int n,
+                                    __global const float *obs, __global const float *params,
+                                    __global const int *layers, int n_actor, int n_critic,
+                                    int act, int log_std_off, uint seed, uint stream, uint step,
+                                    uint iteration, int greedy, __local float *ha,
+                                    __local float *hb)
 {
-    const int n = get_group_id(0);
-    if (n >= N) return;
     const int obs_dim = LAYER(layers, 0, COL_N_IN), A = LAYER(layers, n_actor - 1, COL_N_OUT);
-    const int r = out_off + n;
     __global const float *x = obs + r * obs_dim;
     __local float *mu = mlp_forward_local(x, params, layers, 0, n_actor, act, ha, hb);
     if (get_local_id(0) == 0) {
@@ -55,6 +53,38 @@ __kernel void policy_act_gaussian(__global float *actions, __global float *logp,
     barrier(CLK_LOCAL_MEM_FENCE);
     __local float *v = mlp_forward_local(x, params, layers, n_actor, n_critic, act, ha, hb);
     if (get_local_id(0) == 0) values[r] = v[0];
+}
+
+__kernel void policy_act_gaussian(__global float *actions, __global float *logp,
+                                  __global float *values, int out_off,
+                                  __global const float *obs, __global const float *params,
+                                  __global const int *layers, int n_actor, int n_critic, int act,
+                                  int log_std_off, int N, uint seed, uint stream, uint step,
+                                  uint iteration, int greedy, __local float *ha,
+                                  __local float *hb)
+{
+    const int n = get_group_id(0);
+    if (n >= N) return;
+    policy_act_gaussian_row(actions, logp, values, out_off + n, n, obs, params, layers, n_actor,
+                            n_critic, act, log_std_off, seed, stream, step, iteration, greedy,
+                            ha, hb);
+}
+
+/* Every agent's: as policy.cl's policy_act_pop, with this head. */
+__kernel void policy_act_gaussian_pop(__global float *actions, __global float *logp,
+                                      __global float *values, __global const float *obs,
+                                      __global const float *params, int params_stride,
+                                      __global const uint *hp, __global const int *layers,
+                                      int n_actor, int n_critic, int act, int log_std_off, int N,
+                                      uint stream, uint env_step, uint iteration, int greedy,
+                                      __local float *ha, __local float *hb)
+{
+    const int n = get_group_id(0), a = get_group_id(1);
+    const int obs_dim = LAYER(layers, 0, COL_N_IN), A = LAYER(layers, n_actor - 1, COL_N_OUT);
+    policy_act_gaussian_row(actions + a * N * A, logp + a * N, values + a * N, n, n,
+                            obs + a * N * obs_dim, params + a * params_stride, layers, n_actor,
+                            n_critic, act, log_std_off, hp[a * AGENT_HP + HP_SEED], stream,
+                            env_step, iteration, greedy, ha, hb);
 }
 
 __kernel void ppo_loss_gaussian(__global float *dmean, __global float *dvalues,

@@ -12,21 +12,20 @@
  * Randomness: one philox_uniform (mlp.h) with counter (n, step, iteration, 0).
  *
  * Launch: global (N * L), local L (a power of two); one work-group per observation.
+ * policy_act_pop: the same for every agent of a population at once (below).
  * ha, hb: local buffers of max layer width floats each.
  * Reference: rlcl/reference.py policy_act, philox4x32, uniform.
  */
 #include "mlp.h"
 
-__kernel void policy_act(__global int *actions, __global float *logp, __global float *values,
-                         int out_off, __global const float *obs, __global const float *params,
-                         __global const int *layers, int n_actor, int n_critic, int act,
-                         int N, uint seed, uint stream, uint step, uint iteration, int greedy,
-                         __local float *ha, __local float *hb)
+inline void policy_act_row(__global int *actions, __global float *logp,
+                           __global float *values, int r, int n, __global const float *obs,
+                           __global const float *params, __global const int *layers,
+                           int n_actor, int n_critic, int act, uint seed, uint stream, uint step,
+                           uint iteration, int greedy, __local float *ha, __local float *hb)
 {
-    const int n = get_group_id(0);
-    if (n >= N) return;  /* whole work-groups only, so barriers stay uniform */
     const int obs_dim = LAYER(layers, 0, COL_N_IN), A = LAYER(layers, n_actor - 1, COL_N_OUT);
-    __global const float *x = obs + (out_off + n) * obs_dim;
+    __global const float *x = obs + r * obs_dim;
 
     __local float *logits = mlp_forward_local(x, params, layers, 0, n_actor, act, ha, hb);
     if (get_local_id(0) == 0) {
@@ -37,12 +36,42 @@ __kernel void policy_act(__global int *actions, __global float *logp, __global f
         const int a = greedy ? best
                              : softmax_draw(logits, A, m,
                                             philox_uniform(seed, stream, n, step, iteration) * s);
-        actions[out_off + n] = a;
-        logp[out_off + n] = logits[a] - m - log_lane(s);
+        actions[r] = a;
+        logp[r] = logits[a] - m - log_lane(s);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     __local float *v = mlp_forward_local(x, params, layers, n_actor, n_critic, act, ha, hb);
-    if (get_local_id(0) == 0) values[out_off + n] = v[0];
+    if (get_local_id(0) == 0) values[r] = v[0];
+}
+
+__kernel void policy_act(__global int *actions, __global float *logp, __global float *values,
+                         int out_off, __global const float *obs, __global const float *params,
+                         __global const int *layers, int n_actor, int n_critic, int act,
+                         int N, uint seed, uint stream, uint step, uint iteration, int greedy,
+                         __local float *ha, __local float *hb)
+{
+    const int n = get_group_id(0);
+    if (n >= N) return;  /* whole work-groups only, so barriers stay uniform */
+    policy_act_row(actions, logp, values, out_off + n, n, obs, params, layers, n_actor,
+                   n_critic, act, seed, stream, step, iteration, greedy, ha, hb);
+}
+
+/* Every agent's (issue 13; a population's greedy evaluation, eval.py): work-group (n, a) is
+ * observation n of agent a, whose N rows lie after agent a-1's in actions, logp, values and obs
+ * and whose parameters lie params_stride floats after; its seed is row a of hp (AGENT_HP words,
+ * as rollout_classic_pop's). Launch: global (N * L, P), local (L, 1). */
+__kernel void policy_act_pop(__global int *actions, __global float *logp, __global float *values,
+                             __global const float *obs, __global const float *params,
+                             int params_stride, __global const uint *hp,
+                             __global const int *layers, int n_actor, int n_critic, int act,
+                             int N, uint stream, uint env_step, uint iteration, int greedy,
+                             __local float *ha, __local float *hb)
+{
+    const int n = get_group_id(0), a = get_group_id(1);
+    const int obs_dim = LAYER(layers, 0, COL_N_IN);
+    policy_act_row(actions + a * N, logp + a * N, values + a * N, n, n, obs + a * N * obs_dim,
+                   params + a * params_stride, layers, n_actor, n_critic, act,
+                   hp[a * AGENT_HP + HP_SEED], stream, env_step, iteration, greedy, ha, hb);
 }
 
 /* policy_churn (issue 4): how much an update changed a Categorical policy on the rollout's
