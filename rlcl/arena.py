@@ -78,13 +78,14 @@ class Arena:
 
 
 class Pinned:
-    """Buffers made after the agents were built (optimizer state), one region per agent in one
-    buffer, and the copies that keep each agent's state there."""
+    """Buffers made after the agents were built (optimizer state, the guard's snapshots), one
+    region per agent in one buffer (STRIDE words apart: by default COUNT rounded up to the
+    device's alignment), and the copies that keep each agent's state there."""
 
-    def __init__(self, device, agents: int, count: int):
+    def __init__(self, device, agents: int, count: int, stride: int | None = None):
         self.device, self.count = device, count
         align = device.base_align // 4
-        self.stride = -(-count // align) * align
+        self.stride = stride or -(-count // align) * align
         self.whole = device.zeros(self.stride * agents)
         self.pieces = [device.sub_buffer(self.whole, 4 * k * self.stride, 4 * count)
                        for k in range(agents)]

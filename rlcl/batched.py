@@ -47,6 +47,7 @@ class Batched:
         agent, rollout, policy, envs = r0.agent, r0.rollout, r0.policy, r0.state.envs
         flat = policy.flat
         self.velocity, self.prev_update = Pinned(device, P, flat.n), Pinned(device, P, flat.n)
+        self.n, self.snapshots = flat.n, {}  # the guards' snapshot regions (_copy_snapshots)
         # the agents' scalars: those of the rollout and the advantages (set once), and per
         # iteration those of its updates, a row per (update, agent), written in one copy (on
         # PoCL pthread a copy waits for the launches before it: one per launch serialised
@@ -150,17 +151,56 @@ class Batched:
                               *(read.reshape(P, stride)[rows, :count]
                                 for read, ((_, stride), count) in zip(reads, wholes)))
         failed, rollbacks = [], [run.guard.rollbacks for run in live]
-        for run, stats in zip(live, summaries):
-            try:
-                run.end_update(updates, stats, defer_log=True)
-            except DivergenceError as exc:  # that agent alone: the caller stops it
-                failed.append((run, exc))
+        for run in live:  # the guards' snapshot copies made together, after every guard
+            run.guard.copy_later = True
+        try:
+            for run, stats in zip(live, summaries):
+                try:
+                    run.end_update(updates, stats, defer_log=True)
+                except DivergenceError as exc:  # that agent alone: the caller stops it
+                    failed.append((run, exc))
+        finally:
+            self._copy_snapshots(live)
         if self.ahead is not None and (failed or rollbacks != [r.guard.rollbacks for r in live]):
             self._take_back()
         if self.ahead is not None:  # the next iteration's update booked while its rollout runs
             self._book_update(live)
             self.booked = self._booking(live, self.ahead)
         return failed
+
+    def _copy_snapshots(self, live: list) -> None:
+        """The device copies of the snapshots the LIVE runs' guards took this iteration: when
+        every agent of the population took one, one copy per kind of buffer (parameters,
+        velocity, last update) from the arena into the population's snapshot regions; else
+        each guard its own (three copies an agent, each a round trip on PoCL pthread)."""
+        due = [run for run in live if run.guard.copies_due]
+        for run in live:
+            run.guard.copy_later = False
+        sources = self._snapshot_sources()
+        if len(due) < len(self.runs) or any(
+                run.guard.snapshot["copies"].keys() != sources.keys() for run in due):
+            for run in due:
+                run.guard.copy_snapshot()
+            return
+        for name, (whole, stride) in sources.items():
+            if name not in self.snapshots:
+                self.snapshots[name] = Pinned(self.device, len(self.runs), self.n, stride)
+            region = self.snapshots[name]
+            for run in due:  # each snapshot buffer into the region once (Pinned.pin)
+                region.pin(run.guard.snapshot["copies"], name, run.index)
+            self.device.copy(region.whole, whole, len(self.runs) * stride)
+        for run in due:
+            run.guard.copies_due = False
+
+    def _snapshot_sources(self) -> dict:
+        """What a guard snapshots (guard.Guard._buffers), as (whole buffer, stride) of every
+        agent's: the parameters in the arena, the optimizer's buffers where they are pinned."""
+        sources = {"params": self.arena.whole(self.runs[0].policy.flat.params)}
+        state = self.runs[0].optimizer.state[self.runs[0].policy.flat]
+        for key, pinned in (("momentum_buffer", self.velocity), ("prev_update", self.prev_update)):
+            if key in state:
+                sources[f"0/{key}"] = (pinned.whole, pinned.stride)
+        return sources
 
     @staticmethod
     def _booking(live: list, iteration: int) -> tuple:

@@ -44,6 +44,9 @@ class Guard:
                                          cfg.guard_max_update_ratio)
         self.rollbacks, self.events = 0, []
         self.snapshot: dict | None = None
+        # A population sets copy_later and makes every agent's snapshot copies at once
+        # (rlcl/batched.py); copies_due says a snapshot's device copies are still to be made.
+        self.copy_later, self.copies_due = False, False
         self.take_snapshot(iteration=0, global_step=0)
 
     def before_iteration(self) -> None:
@@ -99,10 +102,7 @@ class Guard:
     def take_snapshot(self, iteration: int, global_step: int) -> None:
         dev, n = self.policy.device, self.policy.flat.n
         old = self.snapshot["copies"] if self.snapshot else {}
-        copies = {}
-        for name, buf in self._buffers().items():
-            copies[name] = old[name] if name in old else dev.empty(n)
-            dev.copy(copies[name], buf, n)
+        copies = {name: old[name] if name in old else dev.empty(n) for name in self._buffers()}
         self.snapshot = {
             "copies": copies, "iteration": iteration, "global_step": global_step,
             # fresh dicts of numbers already (state_dict and the RNG state are built anew
@@ -111,8 +111,20 @@ class Guard:
                         for s in self.optimizer.state.values()],
             "scheduler": self.scheduler.state_dict(),
             "rng": self.rng.bit_generator.state}
+        self.copies_due = True
+        if not self.copy_later:
+            self.copy_snapshot()
+
+    def copy_snapshot(self) -> None:
+        """The last snapshot's device copies of the parameters and optimizer buffers."""
+        dev, n = self.policy.device, self.policy.flat.n
+        if self.copies_due:
+            for name, buf in self._buffers().items():
+                dev.copy(self.snapshot["copies"][name], buf, n)
+            self.copies_due = False
 
     def restore(self) -> None:
+        self.copy_snapshot()  # (a population makes them after every agent's guard has run)
         dev, n, snap = self.policy.device, self.policy.flat.n, self.snapshot
         # State created after the snapshot (e.g. a velocity allocated by the first step) goes,
         # so the optimizer starts it afresh exactly as it did then.
@@ -128,6 +140,7 @@ class Guard:
         self.rng.bit_generator.state = copy.deepcopy(snap["rng"])
 
     def save_last_good(self) -> None:
+        self.copy_snapshot()
         dev, n, snap = self.policy.device, self.policy.flat.n, self.snapshot
         state = {}
         for name, buf in snap["copies"].items():
