@@ -27,9 +27,8 @@ from rlcl.arena import Arena, Pinned, agent_words
 from rlcl.config import Config
 from rlcl.guard import DivergenceError
 from rlcl.kernel_constants import AGENT_COLUMNS
-from rlcl.envs import normalization_state
-from rlcl.eval import eval_envs, first_returns
-from rlcl.policy import STREAM_ENV_RESET, STREAM_EVAL, STREAM_ROLLOUT
+from rlcl.eval import evaluate_agents
+from rlcl.policy import STREAM_ENV_RESET, STREAM_ROLLOUT
 
 
 def applies(cfg: Config, agents: int) -> bool:
@@ -280,37 +279,9 @@ class Batched:
         self.ahead = nxt
 
     def evaluate(self, live: list, episodes: int) -> list:
-        """The LIVE runs' final greedy evaluations (eval.evaluate_policy's, each run's
-        returns), their envs stepped in lockstep and one policy_act_pop launch, one write and
-        one read per step for all: a run alone makes three commands a step, each a round trip
-        to PoCL pthread's worker threads."""
-        if episodes <= 0:
-            return [np.zeros(0) for _ in live]
-        dev, P, policy = self.device, len(self.runs), live[0].policy
-        obs_host = np.zeros((P, episodes, policy.obs_dim), np.float32)
-        actions_host = np.zeros((P, episodes * policy.act_dim), policy.action_dtype)
-        obs = dev.empty(obs_host.size)
-        actions = dev.empty(actions_host.size, policy.action_dtype)
-        params, stride = self.arena.whole(policy.flat.params)
-        L = policy.local_size
-        kernel = dev.prepare(
-            "policy_act_gaussian_pop" if policy.continuous else "policy_act_pop", actions,
-            dev.empty(P * episodes), dev.empty(P * episodes), obs, params, stride, self.hp,
-            policy.layers_buf, len(policy.actor.layers), len(policy.critic.layers),
-            policy.act_id, *((policy.log_std_off,) if policy.continuous else ()), episodes,
-            STREAM_EVAL, 0, 0, 1, dev.local(policy._local_bytes), dev.local(policy._local_bytes))
-        rows = [run.index for run in live]
-
-        def act(observations: np.ndarray, step: int) -> list:
-            obs_host[rows] = observations
-            dev.write(obs, obs_host)
-            kernel.launch((episodes * L, P), (L, 1), env_step=step)
-            dev.read_into(actions_host, actions)
-            return [run.policy.env_actions(actions_host[run.index]) for run in live]
-
-        envs = [eval_envs(run.cfg.env_id, episodes, normalization_state(run.state.envs))
-                for run in live]
-        return list(first_returns(envs, [run.cfg.seed for run in live], act))
+        """The LIVE runs' final greedy evaluations, one launch a step for all (eval.py)."""
+        params, stride = self.arena.whole(live[0].policy.flat.params)
+        return evaluate_agents(live, len(self.runs), params, stride, self.hp, episodes)
 
     def _take_back(self) -> None:
         """Undo the rollout that ran ahead: every agent's envs as this iteration left them."""

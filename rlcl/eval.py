@@ -3,7 +3,9 @@
 
 One vector env with one sub-env per episode; each sub-env's first episode counts. Actions come
 from the same fused ``policy_act`` kernel as the rollout, with ``greedy`` set. Observation
-normalisation, if the run used it, applies the training statistics, frozen.
+normalisation, if the run used it, applies the training statistics, frozen. A batched
+population evaluates all its agents together (``evaluate_agents``): the same returns, with one
+launch a step for all.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from rlcl.envs import EVAL_SEED_OFFSET, load_normalization, make_vec_env, normalize_obs
+from rlcl.envs import (EVAL_SEED_OFFSET, load_normalization, make_vec_env, normalization_state,
+                       normalize_obs)
 from rlcl.policy import STREAM_EVAL, ActorCritic
 
 
@@ -39,6 +42,42 @@ def evaluate_policy(policy: ActorCritic, env_id: str, episodes: int, seed: int,
         return [policy.env_actions(actions_host)]
 
     return first_returns([eval_envs(env_id, episodes, norm_state)], [seed], act)[0]
+
+
+def evaluate_agents(runs: list, agents: int, params, params_stride: int, hp,
+                    episodes: int) -> list[np.ndarray]:
+    """evaluate_policy for each of RUNS, agents of a population (rlcl/batched.py) whose
+    parameters lie PARAMS_STRIDE floats apart in PARAMS and whose seeds are in HP (the agent
+    table, AGENTS rows): their envs stepped in lockstep, one policy_act_pop launch, one write
+    and one read a step for all, where each run alone makes three commands a step (each a
+    round trip to PoCL pthread's worker threads). The same returns as evaluate_policy's."""
+    if episodes <= 0:
+        return [np.zeros(0) for _ in runs]
+    policy = runs[0].policy
+    dev, P = policy.device, agents
+    obs_host = np.zeros((P, episodes, policy.obs_dim), np.float32)
+    actions_host = np.zeros((P, episodes * policy.act_dim), policy.action_dtype)
+    obs = dev.empty(obs_host.size)
+    actions = dev.empty(actions_host.size, policy.action_dtype)
+    L, local = policy.local_size, policy._local_bytes
+    kernel = dev.prepare(
+        "policy_act_gaussian_pop" if policy.continuous else "policy_act_pop", actions,
+        dev.empty(P * episodes), dev.empty(P * episodes), obs, params, params_stride, hp,
+        policy.layers_buf, len(policy.actor.layers), len(policy.critic.layers), policy.act_id,
+        *((policy.log_std_off,) if policy.continuous else ()), episodes, STREAM_EVAL, 0, 0, 1,
+        dev.local(local), dev.local(local))
+    rows = [run.index for run in runs]  # the other agents' rows are computed and ignored
+
+    def act(observations: np.ndarray, step: int) -> list:
+        obs_host[rows] = observations
+        dev.write(obs, obs_host)
+        kernel.launch((episodes * L, P), (L, 1), env_step=step)
+        dev.read_into(actions_host, actions)
+        return [run.policy.env_actions(actions_host[run.index]) for run in runs]
+
+    envs = [eval_envs(run.cfg.env_id, episodes, normalization_state(run.state.envs))
+            for run in runs]
+    return list(first_returns(envs, [run.cfg.seed for run in runs], act))
 
 
 def eval_envs(env_id: str, episodes: int, norm_state: dict | None):
