@@ -45,7 +45,8 @@ class Guard:
         self.rollbacks, self.events = 0, []
         self.snapshot: dict | None = None
         # A population sets copy_later and makes every agent's snapshot copies at once
-        # (rlcl/batched.py); copies_due says a snapshot's device copies are still to be made.
+        # (rlcl/batched.py), after every guard has run and before the parameters next change;
+        # copies_due says a snapshot's device copies are still to be made.
         self.copy_later, self.copies_due = False, False
         self.take_snapshot(iteration=0, global_step=0)
 
@@ -124,7 +125,6 @@ class Guard:
             self.copies_due = False
 
     def restore(self) -> None:
-        self.copy_snapshot()  # (a population makes them after every agent's guard has run)
         dev, n, snap = self.policy.device, self.policy.flat.n, self.snapshot
         # State created after the snapshot (e.g. a velocity allocated by the first step) goes,
         # so the optimizer starts it afresh exactly as it did then.
@@ -140,7 +140,6 @@ class Guard:
         self.rng.bit_generator.state = copy.deepcopy(snap["rng"])
 
     def save_last_good(self) -> None:
-        self.copy_snapshot()
         dev, n, snap = self.policy.device, self.policy.flat.n, self.snapshot
         state = {}
         for name, buf in snap["copies"].items():

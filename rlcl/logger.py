@@ -84,7 +84,7 @@ class RunLogger:
             summary = self._summaries[tags] = summary_pb2.Summary(
                 value=[summary_pb2.Summary.Value(tag=tag) for tag in tags])
         for slot, value in zip(summary.value, values.values()):
-            slot.simple_value = value
+            slot.simple_value = float(value)
         self._write(summary, step)
         if time.perf_counter() - self._last_flush >= FLUSH_SECS:
             self._events.flush()  # a live run shows up in TensorBoard
