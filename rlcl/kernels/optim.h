@@ -29,6 +29,27 @@ inline float lane_squares(__global const float *x, int n, int lane, int lanes)
     return acc;
 }
 
+/* lane_squares of the eight lanes LANE .. LANE + 7 at once, in a float8 (LANES a multiple of
+ * 8): lane c's terms in lane_squares' order; past N a lane adds +0.0, which leaves its sum (a
+ * sum of squares from +0.0) as it was, so each lane's bits are lane_squares'. PoCL runs the
+ * scalar loop one lane at a time; this takes contiguous loads (ppo_update.cl's step). */
+inline float8 lane_squares8(__global const float *x, int n, int lane, int lanes)
+{
+    float8 acc = (float8)(0.0f);
+    for (int i = lane; i < n; i += lanes) {
+        float8 v;
+        if (i + 8 <= n) {
+            v = (float8)(LOAD8(x, i));
+        } else {
+            float t[8] = {0};
+            for (int c = 0; i + c < n; c++) t[c] = x[i + c];
+            v = vload8(0, t);
+        }
+        acc += v * v;
+    }
+    return acc;
+}
+
 inline float clip_scale(float norm, float max_norm)
 {
     return max_norm > 0.0f ? fmin(1.0f, max_norm / (norm + 1e-6f)) : 1.0f;

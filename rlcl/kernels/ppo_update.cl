@@ -21,7 +21,8 @@
  * ppo_step, after it (any number of work-groups; two on pthread, one per core):
  *   sum_squares (optim.h)                   the norm over NORM_LANES virtual work-items, by
  *                                           every group: the separate launch's lanes and tree,
- *                                           whatever W is; group 0 stores it in norms[u]
+ *                                           whatever W is, eight lanes a float8
+ *                                           (lane_squares8); group 0 stores it in norms[u]
  *   sgd_step (optim.h)                      the group's share of the step groups (STEP_CHUNK
  *                                           contiguous coordinates each), a work-item per step
  *                                           group, its STEP_LANES lanes in order, and the
@@ -114,7 +115,12 @@ inline void ppo_step_body(
     float weight_decay, int nesterov, int first, int step_groups, __local float *scratch)
 {
     const int lid = get_local_id(0), W = get_local_size(0);
-    for (int v = lid; v < norm_lanes; v += W) scratch[v] = lane_squares(grads, n, v, norm_lanes);
+    if (norm_lanes % 8 == 0)  /* uniform: the same branch for every work-item */
+        for (int v = 8 * lid; v < norm_lanes; v += 8 * W)
+            vstore8(lane_squares8(grads, n, v, norm_lanes), 0, scratch + v);
+    else
+        for (int v = lid; v < norm_lanes; v += W)
+            scratch[v] = lane_squares(grads, n, v, norm_lanes);
     barrier(CLK_LOCAL_MEM_FENCE);
     if (lid == 0) tree_sum(scratch, norm_lanes);
     barrier(CLK_LOCAL_MEM_FENCE);
