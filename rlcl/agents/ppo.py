@@ -17,7 +17,7 @@ from rlcl.config import Config
 from rlcl.diagnostics import smoothness_many
 from rlcl.nn import SMOOTH_STATS
 from rlcl.optim import clip_grad_norm_
-from rlcl.optim.optimizer import REDUCE_LOCAL_SIZE
+from rlcl.optim.optimizer import REDUCE_LOCAL_SIZE, settle_many
 from rlcl.policy import NUM_LOSS_STATS, ActorCritic
 from rlcl.rollout import Rollout
 
@@ -232,11 +232,8 @@ def summarise(agents: list, done: int, rows: np.ndarray, norms: np.ndarray, sums
     # which steps the guard refused on the device, one bool per update; and the step counts
     # are exact at the iteration's end (Adam's t). Adam settles a step it launched without a
     # threshold at once (none was refused): then nothing is left to settle here.
-    refused = np.zeros((P, done), bool)
-    for k, agent in enumerate(agents):
-        settled = agent.optimizer.settle({agent.policy.flat: norms32[k]})
-        if settled.size:
-            refused[k] = settled
+    refused = settle_many([a.optimizer for a in agents], [a.policy.flat for a in agents],
+                          norms32)
     smooth = smoothness_many(sums, flat.n, [a.momentum for a in agents], taken=~refused)
     outs = []
     for k, agent in enumerate(agents):

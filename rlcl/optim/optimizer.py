@@ -39,6 +39,25 @@ def refused_steps(norms: np.ndarray, skip_above) -> np.ndarray:
     return (skip >= 0) & ~(np.asarray(norms, np.float32) <= skip)
 
 
+def settle_many(optimizers: list, params: list, norms: np.ndarray) -> np.ndarray:
+    """Optimizer.settle() of each of OPTIMIZERS, whose PARAMS[k] took the steps of row k of
+    NORMS (float32 gradient norms, one per norm slot from 0): which steps each refused, a row
+    per optimizer. Where every optimizer's unsettled steps are exactly those slots (a
+    population's iteration), one comparison for all; else one settle() each."""
+    skips = [opt.settle_slots(p, row) for opt, p, row in zip(optimizers, params, norms)]
+    if any(skip is None for skip in skips):
+        refused = np.zeros(norms.shape, bool)
+        for k, (opt, p) in enumerate(zip(optimizers, params)):
+            settled = opt.settle({p: norms[k]})
+            if settled.size:  # (Adam settles a step launched without a threshold at once)
+                refused[k] = settled
+        return refused
+    refused = refused_steps(norms, np.array(skips))
+    for opt, row in zip(optimizers, refused):
+        opt.settled(row)
+    return refused
+
+
 class Optimizer:
     """torch.optim.Optimizer's interface over :class:`FlatParams`."""
 
@@ -110,6 +129,22 @@ class Optimizer:
             refused[index] = refused_steps(norms, skips)
         self._count_taken(launched, refused)
         return refused
+
+    def settle_slots(self, p: FlatParams, norms: np.ndarray) -> np.ndarray | None:
+        """settle() where the unsettled steps are exactly P's norm slots 0 .. len(NORMS) - 1
+        in order (an iteration's updates) and NORMS their gradient norms (float32): None, with
+        nothing settled, for any other pattern. A population settles its agents so, comparing
+        all their norms in one call (``settle_many``)."""
+        launched = self._launched
+        if len(launched) != len(norms) or any(q is not p or slot != j
+                                              for j, (q, slot, _) in enumerate(launched)):
+            return None
+        return np.array([skip for _, _, skip in launched])
+
+    def settled(self, refused: np.ndarray) -> None:
+        """Close the steps ``settle_slots`` described, REFUSED saying which were refused."""
+        launched, self._launched = self._launched, []
+        self._count_taken(launched, refused)
 
     def _count_taken(self, launched: list, refused: np.ndarray) -> None:
         """Hook for optimizers whose state counts steps."""
