@@ -20,8 +20,10 @@ runs at once. So the default rule weighs the run's update (``work``: FLOP of one
 update, train.update_flop): from PARALLEL_MIN_FLOP on, ``pthread``; below, ``basic``. Measured
 on 2 cores (issue 12, benchmarks/bench_zoo.md): SB3 zoo's 64x64 networks on 256-row minibatches
 (13 MFLOP) train about 20 % faster on ``pthread``; 64x64 on 64-128 rows (3-7 MFLOP) tie; the
-shipped CartPole configs (under 3) train 1.6-2.6x faster on ``basic``. Both devices give
-bit-identical results; ``--device`` overrides the rule.
+shipped CartPole configs (under 3) train 1.6-2.6x faster on ``basic``. A batched population
+always gets ``pthread`` (run.train_device): the host books and logs its agents while the kernels
+run, which ``basic``, running each kernel in the enqueuing thread, does not allow. Both devices
+give bit-identical results; ``--device`` overrides the rule.
 """
 
 from __future__ import annotations
