@@ -59,7 +59,7 @@ def evaluate_agents(runs: list, agents: int, params, params_stride: int, hp,
     actions_host = np.zeros((P, episodes * policy.act_dim), policy.action_dtype)
     obs = dev.empty(obs_host.size)
     actions = dev.empty(actions_host.size, policy.action_dtype)
-    L, local = policy.local_size, policy._local_bytes
+    L, local = policy.local_size, policy.act_local_bytes
     kernel = dev.prepare(
         "policy_act_gaussian_pop" if policy.continuous else "policy_act_pop", actions,
         dev.empty(P * episodes), dev.empty(P * episodes), obs, params, params_stride, hp,

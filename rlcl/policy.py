@@ -57,7 +57,8 @@ class ActorCritic:
         self.layers_buf = device.upload(self.layer_table)
         self.act_id = self.actor.act
         self.local_size = device.group_size(min(64, max(hidden_sizes + [self.n_outputs])))
-        self._local_bytes = 4 * max(obs_dim, self.n_outputs, *hidden_sizes)
+        # policy_act's two local buffers (ha, hb), each this many bytes (eval.py's too)
+        self.act_local_bytes = 4 * max(obs_dim, self.n_outputs, *hidden_sizes)
         self.max_batch = max_batch
         self._alloc(device, max_batch)
 
@@ -110,7 +111,7 @@ class ActorCritic:
             logp, values, out_off, obs_buf, self.flat.params, self.layers_buf,
             len(self.actor.layers), len(self.critic.layers), self.act_id, *head, n,
             seed & 0xFFFFFFFF, stream, step, iteration, int(greedy),
-            self.device.local(self._local_bytes), self.device.local(self._local_bytes))
+            self.device.local(self.act_local_bytes), self.device.local(self.act_local_bytes))
 
     def env_actions(self, actions: np.ndarray) -> np.ndarray:
         """What the env receives: Discrete action indices 0 .. n-1 shifted by the space's

@@ -167,14 +167,14 @@ def test_population_act_is_each_agents_own(device, rng, head, A, greedy):
     obs = rng.standard_normal((P, n, 4)).astype(np.float32)
     actions = device.empty(P * n * p0.act_dim, p0.action_dtype)
     logp, values = device.empty(P * n), device.empty(P * n)
-    L, local = p0.local_size, device.local(p0._local_bytes)
+    L, local = p0.local_size, device.local(p0.act_local_bytes)
     device.launch("policy_act_gaussian_pop" if p0.continuous else "policy_act_pop",
                   (n * L, P), (L, 1), actions, logp, values, device.upload(obs),
                   device.upload(params), stride, device.upload(agent_words([{"seed": s}
                                                                               for s in seeds])),
                   p0.layers_buf, len(p0.actor.layers), len(p0.critic.layers), p0.act_id,
                   *((p0.log_std_off,) if p0.continuous else ()), n, STREAM_EVAL, 9, 4,
-                  int(greedy), local, device.local(p0._local_bytes))
+                  int(greedy), local, device.local(p0.act_local_bytes))
     got = (device.read(actions, P * n * p0.act_dim, p0.action_dtype).reshape(P, n, -1),
            device.read(logp, P * n).reshape(P, n), device.read(values, P * n).reshape(P, n))
     for a, policy in enumerate(policies):

@@ -44,7 +44,7 @@ def settle_many(optimizers: list, params: list, norms: np.ndarray) -> np.ndarray
     NORMS (float32 gradient norms, one per norm slot from 0): which steps each refused, a row
     per optimizer. Where every optimizer's unsettled steps are exactly those slots (a
     population's iteration), one comparison for all; else one settle() each."""
-    skips = [opt.settle_slots(p, row) for opt, p, row in zip(optimizers, params, norms)]
+    skips = [opt.slot_skips(p, norms.shape[1]) for opt, p in zip(optimizers, params)]
     if any(skip is None for skip in skips):
         refused = np.zeros(norms.shape, bool)
         for k, (opt, p) in enumerate(zip(optimizers, params)):
@@ -130,19 +130,16 @@ class Optimizer:
         self._count_taken(launched, refused)
         return refused
 
-    def settle_slots(self, p: FlatParams, norms: np.ndarray) -> np.ndarray | None:
-        """settle() where the unsettled steps are exactly P's norm slots 0 .. len(NORMS) - 1
-        in order (an iteration's updates) and NORMS their gradient norms (float32): None, with
-        nothing settled, for any other pattern. A population settles its agents so, comparing
-        all their norms in one call (``settle_many``)."""
-        launched = self._launched
-        if len(launched) != len(norms) or any(q is not p or slot != j
-                                              for j, (q, slot, _) in enumerate(launched)):
+    def slot_skips(self, p: FlatParams, count: int) -> np.ndarray | None:
+        """The skip thresholds of the unsettled steps if they are exactly P's norm slots
+        0 .. COUNT - 1 in order (an iteration's updates), else None. Settles nothing: a
+        population compares all its agents' norms in one call, then ``settled`` (settle_many)."""
+        if len(self._launched) != count or self.unsettled_slots(p) != list(range(count)):
             return None
-        return np.array([skip for _, _, skip in launched])
+        return np.array([skip for _, _, skip in self._launched])
 
     def settled(self, refused: np.ndarray) -> None:
-        """Close the steps ``settle_slots`` described, REFUSED saying which were refused."""
+        """Close the steps ``slot_skips`` described, REFUSED saying which were refused."""
         launched, self._launched = self._launched, []
         self._count_taken(launched, refused)
 
