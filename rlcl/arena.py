@@ -71,6 +71,11 @@ class Arena:
     def holds(self, piece, agent: int) -> bool:
         return self.home.get(id(piece), (None, None))[1] == agent
 
+    def regions(self) -> dict:
+        """id(slice) -> (its whole buffer, byte offset, bytes), for ReadThrough."""
+        return {id(piece): (self.parents[i][0], k * self.parents[i][1], self.parents[i][2])
+                for piece in self.slices for i, k in [self.home[id(piece)]]}
+
     def strides(self, pieces) -> tuple[list, np.ndarray]:
         """The whole buffers of agent 0's PIECES and their strides, for a *_pop launch."""
         wholes = [self.whole(p) for p in pieces]
@@ -90,12 +95,39 @@ class Pinned:
         self.pieces = [device.sub_buffer(self.whole, 4 * k * self.stride, 4 * count)
                        for k in range(agents)]
 
+    def regions(self) -> dict:
+        """id(piece) -> (the whole buffer, byte offset, bytes), for ReadThrough."""
+        return {id(piece): (self.whole, 4 * k * self.stride, 4 * self.count)
+                for k, piece in enumerate(self.pieces)}
+
     def pin(self, state: dict, key: str, agent: int) -> None:
         """Move STATE[KEY] (a buffer of COUNT floats) into AGENT's region, if not there."""
         piece = self.pieces[agent]
         if key in state and state[key] is not piece:
             self.device.copy(piece, state[key], self.count)
             state[key] = piece
+
+
+class ReadThrough:
+    """Device.read of an agent's slice (REGIONS: id(slice) -> (whole buffer, byte offset,
+    bytes)) served from one blocking read of its whole buffer, made at the first read of any
+    agent's slice of it and kept: for reads of many agents' state where nothing writes the
+    buffers meanwhile (a population's checkpoints: rlcl/batched.py)."""
+
+    def __init__(self, device, regions: dict):
+        self.device, self.regions = device, regions
+        self.fetched: dict[int, np.ndarray] = {}  # id(whole) -> its bytes
+
+    def get(self, buffer) -> np.ndarray | None:
+        """BUFFER's bytes, or None if it is not a slice in the regions."""
+        region = self.regions.get(id(buffer))
+        if region is None:
+            return None
+        whole, offset, nbytes = region
+        host = self.fetched.get(id(whole))
+        if host is None:
+            host = self.fetched[id(whole)] = self.device.read_bytes(whole)
+        return host[offset:offset + nbytes]
 
 
 _FLOATS = np.array([c in AGENT_FLOATS for c in AGENT_COLUMNS])

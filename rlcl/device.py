@@ -169,6 +169,7 @@ class Device:
         self._pending: list[tuple[str, cl.Event]] = []
         self.kernels: dict[str, cl.Kernel] = {}
         self.arena = None  # rlcl/arena.py: where buffers come from while a population is built
+        self.read_through = None  # rlcl/arena.py ReadThrough: reads served from whole buffers
         kernel_dir = resources.files("rlcl") / "kernels"
         defines = {**kernel_constants.defines(), "TILE_COLS": self.tile_cols}
         # -cl-kernel-arg-info only exposes argument types for _scalar_arg_dtypes.
@@ -235,9 +236,20 @@ class Device:
         return self.upload(np.zeros(max(1, int(count)), dtype))
 
     def read(self, buffer: cl.Buffer, count: int, dtype=np.float32, offset: int = 0) -> np.ndarray:
-        """Blocking copy of COUNT elements starting at element OFFSET."""
+        """Blocking copy of COUNT elements starting at element OFFSET (from read_through, an
+        arena.ReadThrough, where it holds the buffer)."""
+        if self.read_through is not None:
+            held = self.read_through.get(buffer)
+            if held is not None:
+                return held.view(dtype)[offset:offset + int(count)].copy()
         out = np.empty(int(count), dtype)
         cl.enqueue_copy(self.queue, out, buffer, src_offset=offset * out.itemsize)
+        return out
+
+    def read_bytes(self, buffer: cl.Buffer) -> np.ndarray:
+        """Blocking copy of all of BUFFER, as bytes."""
+        out = np.empty(buffer.size, np.uint8)
+        cl.enqueue_copy(self.queue, out, buffer)
         return out
 
     def read_many(self, *requests: tuple[cl.Buffer, int]) -> list[np.ndarray]:

@@ -244,18 +244,27 @@ ITERATION_TAGS = {algo: list({**tags, **SMOOTH_TAGS, **DIAG_TAGS}.items())
                   for algo, tags in TRAIN_TAGS.items()}
 
 
+def episode_means(episodes: list[tuple[int, float, int]]) -> tuple[float, float] | None:
+    """SB3's rollout/ep_rew_mean and ep_len_mean: the means of the last EPISODE_WINDOW of
+    EPISODES (global step, return, length), correctly rounded (math.fsum: a numpy array of the
+    tuples cost 4x); None before the first episode."""
+    if not episodes:
+        return None
+    window = episodes[-EPISODE_WINDOW:]
+    return (math.fsum(ret for _, ret, _ in window) / len(window),
+            math.fsum(length for _, _, length in window) / len(window))
+
+
 def iteration_scalars(algo: str, stats: dict, lr: float, fps: float,
-                      episodes: list[tuple[int, float, int]]) -> dict:
-    """Every scalar logged at the end of an iteration, keyed by tag. EPISODES: the training
-    episodes so far (or the last EPISODE_WINDOW of them), (global step, return, length)."""
+                      means: tuple[float, float] | None) -> dict:
+    """Every scalar logged at the end of an iteration, keyed by tag. MEANS: episode_means of
+    the training episodes so far."""
     out = {tag: stats[key] for key, tag in ITERATION_TAGS[algo] if key in stats}
     out[ENTROPY_LOSS] = -stats["entropy"]  # SB3 logs the entropy loss, i.e. -H
     out[LEARNING_RATE] = lr
     out[FPS] = fps
-    if episodes:  # correctly rounded sums (math.fsum): a numpy array of the tuples cost 4x
-        window = episodes[-EPISODE_WINDOW:]
-        out[EP_REW_MEAN] = math.fsum(ret for _, ret, _ in window) / len(window)
-        out[EP_LEN_MEAN] = math.fsum(length for _, _, length in window) / len(window)
+    if means is not None:
+        out[EP_REW_MEAN], out[EP_LEN_MEAN] = means
     # explained variance is undefined (NaN) for constant returns: skip it rather than log NaN
     return {tag: float(v) for tag, v in out.items()
             if not (tag == EXPLAINED_VARIANCE and math.isnan(v))}

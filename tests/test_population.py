@@ -176,3 +176,36 @@ def test_plain_run_is_unchanged_by_populations(tmp_path):
                          str(tmp_path), "--no-progress"]).cfg
     result = train(cfg)
     assert "__pop" not in result.run_dir.name and not (result.run_dir / "population.json").exists()
+
+
+def test_read_through_serves_each_agents_slice(device):
+    """A population's checkpoints read every agent's state through arena.ReadThrough (one read
+    of each whole buffer): each slice's read equals the direct read of that slice, ints and
+    offsets included, and a buffer outside the regions is read as before."""
+    from rlcl.arena import Arena, Pinned, ReadThrough
+
+    rng = np.random.default_rng(7)
+    arena, agents = Arena(device, 3), []
+    for k in range(3):
+        with arena.building(k):
+            agents.append((device.upload(rng.normal(size=37).astype(np.float32)),
+                           device.upload(rng.integers(-9, 9, 5).astype(np.int32))))
+    pinned = Pinned(device, 3, 11)
+    for k, piece in enumerate(pinned.pieces):
+        device.write(piece, np.full(11, k + 0.5, np.float32))
+    loose = device.upload(np.arange(4, dtype=np.float32))
+    direct = [(device.read(f, 37), device.read(i, 5, np.int32), device.read(f, 6, offset=30))
+              for f, i in agents] + [device.read(p, 11) for p in pinned.pieces]
+    device.read_through = ReadThrough(device, {**arena.regions(), **pinned.regions()})
+    try:
+        held = [(device.read(f, 37), device.read(i, 5, np.int32), device.read(f, 6, offset=30))
+                for f, i in agents] + [device.read(p, 11) for p in pinned.pieces]
+        assert len(device.read_through.fetched) == 3  # one read per whole buffer
+        np.testing.assert_array_equal(device.read(loose, 4), np.arange(4))
+    finally:
+        device.read_through = None
+    for want, got in zip(direct, held):
+        for w, g in zip(want if isinstance(want, tuple) else [want],
+                        got if isinstance(got, tuple) else [got]):
+            assert w.dtype == g.dtype
+            np.testing.assert_array_equal(w, g)

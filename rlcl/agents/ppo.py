@@ -45,6 +45,7 @@ class PPO:
                             else rollout.outputs)
         self.momentum = None if cfg.optimizer == "adam" else cfg.momentum
         self.total_updates = 0  # over the run, for fault injection
+        self._epoch_rows = None  # minibatch_order's unshuffled rows
         first = cfg.inject_nan_update
         self.inject_at = range(first, first + cfg.inject_nan_repeat) if first >= 0 else range(0)
         L = dev.minibatch_group(cfg.minibatch_size)
@@ -196,9 +197,12 @@ class PPO:
 
     def minibatch_order(self, rng: np.random.Generator) -> np.ndarray:
         """A fresh permutation of the batch per epoch, from the seeded host RNG."""
-        B = self.cfg.batch_size
-        # one call: the same numbers as a permutation() per epoch, in half the time
-        return rng.permuted(np.tile(np.arange(B), (self.cfg.update_epochs, 1)), axis=1).ravel()
+        # one call: the same numbers as a permutation() per epoch, in half the time; permuted
+        # returns a shuffled copy, so the tiled range is built once
+        if self._epoch_rows is None:
+            B = self.cfg.batch_size
+            self._epoch_rows = np.tile(np.arange(B), (self.cfg.update_epochs, 1))
+        return rng.permuted(self._epoch_rows, axis=1).ravel()
 
     def _epoch_kl(self, done: int) -> float:
         n = self.cfg.num_minibatches
