@@ -28,7 +28,7 @@ from rlcl.checkpoint import (CONFIG, EPISODES, FINAL, LATEST, SUMMARY, TrainingS
 from rlcl.config import Config, to_toml
 from rlcl.device import PARALLEL_MIN_FLOP, Device
 from rlcl.device_rollout import DeviceEnvs, DeviceRollout
-from rlcl.diagnostics import EVAL_MEAN, episode_means, iteration_scalars
+from rlcl.diagnostics import EVAL_MEAN, EpisodeWindow, iteration_scalars
 from rlcl.envs import make_vec_env, normalization_state
 from rlcl.eval import evaluate_policy
 from rlcl.guard import Guard
@@ -157,9 +157,7 @@ class Run:
         self.iteration, self.global_step = self.start["iteration"], self.start["global_step"]
         self.sps, self.lr = 0.0, cfg.learning_rate
         self._unlogged: tuple | None = None  # end_update's scalars, deferred to write_log
-        # the episode means as of (episode count): they change only when an episode ends, and
-        # their two fsums over 100 episodes were a tenth of a population's host time (issue 13)
-        self._means: tuple[int, tuple | None] = (-1, None)
+        self.window = EpisodeWindow(self.result.episodes)  # the logged episode means
 
     @property
     def done(self) -> bool:
@@ -198,6 +196,7 @@ class Run:
         self.global_step += self.cfg.batch_size
         for episode in finished:
             self.result.episodes.append(episode)
+            self.window.add(episode)
             self.log.episode(*episode)
         if gae:
             self.rollout.compute_gae(self.cfg.gamma, self.cfg.gae_lambda)
@@ -223,10 +222,7 @@ class Run:
         # LOG: the figures as they stand now (the next rollout's episodes are not yet in)
         self.sps = ((self.global_step - self.start["global_step"])
                     / max(log.elapsed() - self.start["elapsed"], 1e-9))
-        episodes = self.result.episodes
-        if self._means[0] != len(episodes):
-            self._means = (len(episodes), episode_means(episodes))
-        self._unlogged = (stats, self.lr, self.sps, self._means[1], self.global_step)
+        self._unlogged = (stats, self.lr, self.sps, self.window.means(), self.global_step)
         checkpoint = bool(cfg.checkpoint_every) and self.iteration % cfg.checkpoint_every == 0
         if not defer_log:
             self.write_log()

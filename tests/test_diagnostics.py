@@ -16,7 +16,8 @@ import pytest
 from rlcl.checkpoint import load_checkpoint
 from rlcl.config import build_config, packaged_config, read_toml
 from rlcl.diagnose import report
-from rlcl.diagnostics import (DIAG_TAGS, LAYOUT, SMOOTH_TAGS, DivergenceMonitor, Ema, smoothness,
+from rlcl.diagnostics import (DIAG_TAGS, EPISODE_WINDOW, LAYOUT, SMOOTH_TAGS, DivergenceMonitor,
+                              Ema, EpisodeWindow, smoothness,
                              smoothness_many)
 from rlcl.logger import read_scalars
 from rlcl.nn import SMOOTH_STATS, FlatParams
@@ -300,3 +301,32 @@ def test_rollback_keeps_the_schedule_position(tmp_path):
     for i, (_, lr) in enumerate(lrs):
         scale = 1.0 if i <= 6 else 0.5  # the rollback came after iteration 6
         assert lr == pytest.approx(scale * schedule.lr_at(i, cfg.learning_rate), rel=1e-6), i
+
+
+def test_episode_window_means_are_fsums_of_the_window(rng):
+    """The logged ep_rew_mean / ep_len_mean, kept up to date episode by episode, equal the
+    correctly rounded fsum over the last EPISODE_WINDOW episodes divided by their count, to the
+    bit: for float32 returns, for doubles of wildly different magnitudes (where a running float
+    sum would drift), for negative ones, and through a non-finite return entering and leaving."""
+    returns = np.concatenate([
+        rng.normal(200, 150, 250).astype(np.float32).astype(np.float64),
+        rng.normal(0, 1, 120) * 10.0 ** rng.integers(-300, 300, 120),
+        [np.nan, -np.inf], -rng.random(130) * 1e-3])
+    episodes = [(100 * k, float(r), int(rng.integers(1, 500))) for k, r in enumerate(returns)]
+    window = EpisodeWindow()
+    assert window.means() is None
+    for k, episode in enumerate(episodes):
+        window.add(episode)
+        last = episodes[max(0, k + 1 - EPISODE_WINDOW):k + 1]
+        want = (math.fsum(r for _, r, _ in last) / len(last),
+                math.fsum(n for _, _, n in last) / len(last))
+        got = window.means()
+        assert np.array_equal(got, want, equal_nan=True), k
+        assert [math.copysign(1, x) for x in got] == [math.copysign(1, x) for x in want] or \
+            any(map(math.isnan, want))
+    resumed = EpisodeWindow(episodes[:300])  # a resume starts from the episodes file's rows
+    assert resumed.means() == EpisodeWindow(episodes[200:300]).means()
+    huge = EpisodeWindow([(0, 1e308, 1), (1, 1e308, 1)])  # fsum raised OverflowError here
+    assert huge.means() == (math.inf, 1.0)
+    huge.add((2, -1e308, 1))  # the exact sum is back in range
+    assert huge.means() == (1e308 / 3, 1.0)
