@@ -5,20 +5,22 @@ One vector env with one sub-env per episode; each sub-env's first episode counts
 from the same fused ``policy_act`` kernel as the rollout, with ``greedy`` set. Observation
 normalisation, if the run used it, applies the training statistics, frozen. A batched
 population evaluates all its agents together (``evaluate_agents``): the same returns, with one
-launch a step for all.
+launch a step for all, and from POOL_MIN_AGENTS agents on, their envs stepped by worker
+processes (rlcl/eval_pool.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
-from rlcl.envs import (EVAL_SEED_OFFSET, load_normalization, make_vec_env, normalization_state,
-                       normalize_obs)
+from rlcl.envs import EVAL_SEED_OFFSET, normalization_state, normalize_obs
+from rlcl.eval_pool import POOL_MIN_AGENTS, eval_envs, pooled_first_returns, step_running
 from rlcl.policy import STREAM_EVAL, ActorCritic
 
 
@@ -75,17 +77,15 @@ def evaluate_agents(runs: list, agents: int, params, params_stride: int, hp,
         dev.read_into(actions_host, actions)
         return [run.policy.env_actions(actions_host[run.index]) for run in runs]
 
-    envs = [eval_envs(run.cfg.env_id, episodes, normalization_state(run.state.envs))
-            for run in runs]
-    return list(first_returns(envs, [run.cfg.seed for run in runs], act))
-
-
-def eval_envs(env_id: str, episodes: int, norm_state: dict | None):
-    """A vector env of EPISODES sub-envs that normalises observations as NORM_STATE says."""
-    norm_state = norm_state or {}
-    envs = make_vec_env(env_id, episodes, norm_obs="obs" in norm_state)
-    load_normalization(envs, norm_state, update=False)
-    return envs
+    specs = [(run.cfg.env_id, episodes, normalization_state(run.state.envs)) for run in runs]
+    seeds = [run.cfg.seed for run in runs]
+    workers = min(os.cpu_count() or 1, len(runs))
+    if len(runs) >= POOL_MIN_AGENTS and workers > 1:  # the envs' Python on every core
+        try:
+            return list(pooled_first_returns(specs, seeds, act, workers))
+        except OSError:  # no processes to be had here: in this one, as below
+            pass
+    return list(first_returns([eval_envs(*spec) for spec in specs], seeds, act))
 
 
 def first_returns(envs: list, seeds: list[int], act) -> np.ndarray:
@@ -98,12 +98,7 @@ def first_returns(envs: list, seeds: list[int], act) -> np.ndarray:
     step = 0
     while (running := np.isnan(returns).any(axis=1)).any():
         actions = act(np.ascontiguousarray(obs, np.float32), step)
-        for k in np.flatnonzero(running):
-            obs[k], _, _, _, infos = envs[k].step(actions[k])
-            if "_episode" in infos:
-                for i in np.flatnonzero(infos["_episode"]):
-                    if np.isnan(returns[k, i]):
-                        returns[k, i] = infos["episode"]["r"][i]
+        step_running(envs, obs, returns, actions, np.flatnonzero(running))
         step += 1
     for envs_k in envs:
         envs_k.close()

@@ -198,3 +198,37 @@ def test_episode_statistics_count_every_step_under_same_step_autoreset():
         if "_episode" in infos:
             lengths += [int(n) for n in infos["episode"]["l"][infos["_episode"]]]
     assert lengths == [20] * 6
+
+
+def _upright(obs: np.ndarray, step: int) -> list:
+    """A controller that keeps CartPole up for long episodes: push toward the pole's fall."""
+    return list(((obs[..., 2] + 0.5 * obs[..., 3]) > 0).astype(np.int64))
+
+
+def test_pooled_evaluation_gives_the_serial_returns():
+    """A population's final evaluation with its envs stepped by worker processes
+    (rlcl/eval_pool.py) gives eval.first_returns' returns to the bit, observation
+    normalisation included, with agents split unevenly over the workers; a worker's failure
+    is raised here, not hung on."""
+    from rlcl.eval import first_returns
+    from rlcl.eval_pool import eval_envs, pooled_first_returns
+
+    norm = {"obs": {"mean": [0.1, -0.2, 0.01, 0.3], "var": [0.5, 2.0, 0.02, 1.5], "count": 9.0}}
+    specs = [("CartPole-v1", 3, None), ("CartPole-v1", 3, norm), ("CartPole-v1", 3, None),
+             ("CartPole-v1", 3, norm), ("CartPole-v1", 3, None)]
+    seeds = [4, 4, 11, 12, 13]
+    steps = []
+
+    def act(obs, step):
+        steps.append(step)
+        return _upright(obs, step)
+
+    pooled = pooled_first_returns(specs, seeds, act, workers=2)
+    pooled_steps, steps[:] = list(steps), []
+    serial = first_returns([eval_envs(*spec) for spec in specs], seeds, act)
+    np.testing.assert_array_equal(pooled, serial)
+    assert pooled_steps == steps and pooled.shape == (5, 3)
+    assert 20 < serial.min() and serial.max() > 100  # long episodes, and not all alike
+    assert not np.array_equal(serial[0], serial[1])  # the normalised agent saw other inputs
+    with pytest.raises(Exception, match="NoSuchEnv"):
+        pooled_first_returns([("NoSuchEnv-v0", 2, None)] * 2, [0, 1], act, workers=2)
