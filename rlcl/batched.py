@@ -26,10 +26,10 @@ from rlcl.agents.ppo import PPO, summarise
 from rlcl.arena import Arena, Pinned, ReadThrough, agent_words
 from rlcl.checkpoint import LATEST
 from rlcl.config import Config
-from rlcl.guard import DivergenceError
-from rlcl.kernel_constants import AGENT_COLUMNS
 from rlcl.device_rollout import finished_episodes
 from rlcl.eval import evaluate_agents
+from rlcl.guard import DivergenceError
+from rlcl.kernel_constants import AGENT_COLUMNS
 from rlcl.policy import STREAM_ENV_RESET, STREAM_ROLLOUT
 
 
