@@ -22,8 +22,8 @@ import numpy as np
 
 from rlcl.envs import EVAL_SEED_OFFSET, load_normalization, make_vec_env
 
-# Below this many agents the workers' start (an interpreter each, about a second) costs more
-# than their share of the stepping saves.
+# From this many agents on: starting the workers takes ~0.4 s (fresh interpreters importing
+# gymnasium), and 16 trained CartPole agents' 20 episodes take ~4 s of stepping on one core.
 POOL_MIN_AGENTS = 16
 
 
