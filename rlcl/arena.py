@@ -73,8 +73,8 @@ class Arena:
 
     def regions(self) -> dict:
         """id(slice) -> (its whole buffer, byte offset, bytes), for ReadThrough."""
-        return {id(piece): (self.parents[i][0], k * self.parents[i][1], self.parents[i][2])
-                for piece in self.slices for i, k in [self.home[id(piece)]]}
+        return {key: (self.parents[i][0], k * self.parents[i][1], self.parents[i][2])
+                for key, (i, k) in self.home.items()}
 
     def strides(self, pieces) -> tuple[list, np.ndarray]:
         """The whole buffers of agent 0's PIECES and their strides, for a *_pop launch."""
