@@ -76,12 +76,14 @@ class FlatParams:
 
 
 def backward_param_tiles(n_in: int, n_out: int, tile_cols: int) -> int:
-    """Work-items of one layer in actor_critic.cl ac_backward_params: 4 x TILE_COLS tiles of
-    [W; bias] when TILE_COLS (Device.tile_cols) divides OUT, 16 rows x all columns when OUT < 4
+    """Work-items of one layer in actor_critic.cl ac_backward_params: 4 x 2 TILE_COLS tiles of
+    [W; bias] when 2 TILE_COLS (Device.tile_cols) divides OUT (backward_params_tilew2), else
+    4 x TILE_COLS when TILE_COLS does, 16 rows x all columns when OUT < 4
     (linear_tiles.h backward_params_narrow), else 4 x 4."""
     if n_out < 4:
         return -(-(n_in + 1) // 16)
-    cols = n_out // tile_cols if n_out % tile_cols == 0 else _quads(n_out)
+    width = next(w for w in (2 * tile_cols, tile_cols, 4) if w == 4 or n_out % w == 0)
+    cols = -(-n_out // width)
     return cols * _quads(n_in + 1)
 
 

@@ -25,9 +25,10 @@
  *   from ac_transpose's WT.
  *   A work-item reads only rows it wrote itself (or the shared input), so neither needs a
  *   barrier or a second launch per layer.
- * ac_backward_params: global (number of tiles): one 4 x TILE_COLS tile of one layer's
- *   [W; bias] gradient per work-item where TILE_COLS divides OUT, else 4 x 4, summed over all
- *   B rows (rlcl/nn.py backward_param_tiles counts them).
+ * ac_backward_params: global (number of tiles): one 4 x 2 TILE_COLS tile of one layer's
+ *   [W; bias] gradient per work-item where 2 TILE_COLS divides OUT, else 4 x TILE_COLS where
+ *   TILE_COLS does, else 4 x 4, summed over all B rows (rlcl/nn.py backward_param_tiles counts
+ *   them).
  * Reference: rlcl/reference.py mlp_forward, mlp_backward.
  */
 #include "actor_critic.h"

@@ -86,12 +86,16 @@ inline void ac_param_tile(__global float *grads, __global const float *hidden,
                                OUT);
         return;
     }
-    const int wide = OUT % TILE_COLS == 0;
-    const int cols = wide ? OUT / TILE_COLS : (OUT + 3) / 4;
+    /* a tile's columns: 2 TILE_COLS where they divide OUT, else TILE_COLS, else 4 */
+    const int wide2 = OUT % (2 * TILE_COLS) == 0, wide = OUT % TILE_COLS == 0;
+    const int width = wide2 ? 2 * TILE_COLS : wide ? TILE_COLS : 4;
+    const int cols = (OUT + width - 1) / width;
     /* tile - row * cols, not tile % cols: clang turns a div/rem pair into an LLVM freeze,
      * which Oclgrind 21.10's uninitialised-value checker cannot run */
-    const int row = tile / cols, o = (wide ? TILE_COLS : 4) * (tile - row * cols), j = 4 * row;
-    if (wide)
+    const int row = tile / cols, o = width * (tile - row * cols), j = 4 * row;
+    if (wide2)
+        backward_params_tilew2(grads, dout, inp, t[COL_W_OFF], t[COL_B_OFF], j, o, B, IN, OUT);
+    else if (wide)
         backward_params_tilew(grads, dout, inp, t[COL_W_OFF], t[COL_B_OFF], j, o, B, IN, OUT);
     else
         backward_params_tile4(grads, dout, inp, t[COL_W_OFF], t[COL_B_OFF], j, o, B, IN, OUT);

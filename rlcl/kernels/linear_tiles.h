@@ -113,6 +113,36 @@ inline void forward_tilew(__global float *out, __global const float *inp,
     STOREW(a3 + bias, act, out + (b + 3) * OUT + o);
 }
 
+/* Columns o .. o + 2 TILE_COLS - 1 (o + 2 TILE_COLS <= OUT), the raw sums: forward_tilew's two
+ * tiles in one loop. A tile's four sums take one add a step each, so a loop of one tile waits
+ * on the add's latency; two tiles keep eight in flight (issue 13: ppo_minibatch_pop 0.96x at
+ * 16x16 with this alone, paired). Each sum runs over i in order: the same bits. */
+inline void forward_tilew2(__global float *out, __global const float *inp,
+                           __global const float *params, int w_off, int b_off, int b, int o,
+                           int IN, int OUT)
+{
+    floatw a0 = (floatw)(0.0f), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+    for (int i = 0; i < IN; i++) {
+        const floatw w = LOADW(params + w_off + i * OUT + o);
+        const floatw v = LOADW(params + w_off + i * OUT + o + TILE_COLS);
+        const float x0 = inp[b * IN + i], x1 = inp[(b + 1) * IN + i];
+        const float x2 = inp[(b + 2) * IN + i], x3 = inp[(b + 3) * IN + i];
+        a0 += x0 * w; c0 += x0 * v;
+        a1 += x1 * w; c1 += x1 * v;
+        a2 += x2 * w; c2 += x2 * v;
+        a3 += x3 * w; c3 += x3 * v;
+    }
+    const floatw bias = LOADW(params + b_off + o), bias2 = LOADW(params + b_off + o + TILE_COLS);
+    __global float *y = out + b * OUT + o;
+    STOREW(a0 + bias, ACT_IDENTITY, y); STOREW(c0 + bias2, ACT_IDENTITY, y + TILE_COLS);
+    y += OUT;
+    STOREW(a1 + bias, ACT_IDENTITY, y); STOREW(c1 + bias2, ACT_IDENTITY, y + TILE_COLS);
+    y += OUT;
+    STOREW(a2 + bias, ACT_IDENTITY, y); STOREW(c2 + bias2, ACT_IDENTITY, y + TILE_COLS);
+    y += OUT;
+    STOREW(a3 + bias, ACT_IDENTITY, y); STOREW(c3 + bias2, ACT_IDENTITY, y + TILE_COLS);
+}
+
 /* Columns o and o + 1 (two: o + 1 < OUT; else o alone) of the four rows b .. b + 3, the rows
  * in a float4: the narrow layers' tile (a policy head of 1-3 outputs, a value head). Each lane
  * sums over i in forward_one's order, so the bits are its bits; the rows' inputs are a stride
@@ -145,6 +175,8 @@ inline void forward_rows(__global float *out, __global const float *inp,
 {
     int o = 0;
     if (nr == 4) {
+        for (; o + 2 * TILE_COLS <= OUT; o += 2 * TILE_COLS)
+            forward_tilew2(out, inp, params, w_off, b_off, b, o, IN, OUT);
         for (; o + TILE_COLS <= OUT; o += TILE_COLS)
             forward_tilew(out, inp, params, w_off, b_off, b, o, IN, OUT, ACT_IDENTITY);
         /* then their activations, the four rows' float8s at a time (or float4s): four
@@ -249,6 +281,39 @@ inline void backward_input_rows_t(__global float *dinp, __global const float *do
          * about a quarter of this function at 16x16 (perf, issue 13). */
         const int tanh_in = in_act == ACT_TANH;
         __global const float *y = inp + b * IN;
+        /* two tiles a loop where they fit, eight sums in flight (as forward_tilew2) */
+        for (; i + 2 * TILE_COLS <= IN; i += 2 * TILE_COLS) {
+            floatw a0 = (floatw)(0.0f), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0,
+                   c3 = a0;
+            for (int o = 0; o < OUT; o++) {
+                const floatw w = LOADW(wt + o * IN + i), v = LOADW(wt + o * IN + i + TILE_COLS);
+                const float d0 = dout[b * OUT + o], d1 = dout[(b + 1) * OUT + o];
+                const float d2 = dout[(b + 2) * OUT + o], d3 = dout[(b + 3) * OUT + o];
+                a0 += d0 * w; c0 += d0 * v;
+                a1 += d1 * w; c1 += d1 * v;
+                a2 += d2 * w; c2 += d2 * v;
+                a3 += d3 * w; c3 += d3 * v;
+            }
+            if (tanh_in) {
+                const floatw y0 = LOADW(y + i), y1 = LOADW(y + IN + i);
+                const floatw y2 = LOADW(y + 2 * IN + i), y3 = LOADW(y + 3 * IN + i);
+                a0 *= 1.0f - y0 * y0; a1 *= 1.0f - y1 * y1;
+                a2 *= 1.0f - y2 * y2; a3 *= 1.0f - y3 * y3;
+                const floatw z0 = LOADW(y + i + TILE_COLS), z1 = LOADW(y + IN + i + TILE_COLS);
+                const floatw z2 = LOADW(y + 2 * IN + i + TILE_COLS);
+                const floatw z3 = LOADW(y + 3 * IN + i + TILE_COLS);
+                c0 *= 1.0f - z0 * z0; c1 *= 1.0f - z1 * z1;
+                c2 *= 1.0f - z2 * z2; c3 *= 1.0f - z3 * z3;
+            }
+            __global float *g = dinp + b * IN + i;
+            STOREW(a0, ACT_IDENTITY, g); STOREW(c0, ACT_IDENTITY, g + TILE_COLS);
+            g += IN;
+            STOREW(a1, ACT_IDENTITY, g); STOREW(c1, ACT_IDENTITY, g + TILE_COLS);
+            g += IN;
+            STOREW(a2, ACT_IDENTITY, g); STOREW(c2, ACT_IDENTITY, g + TILE_COLS);
+            g += IN;
+            STOREW(a3, ACT_IDENTITY, g); STOREW(c3, ACT_IDENTITY, g + TILE_COLS);
+        }
         for (; i + TILE_COLS <= IN; i += TILE_COLS) {
             floatw a0 = (floatw)(0.0f), a1 = a0, a2 = a0, a3 = a0;
             for (int o = 0; o < OUT; o++) {
@@ -434,5 +499,35 @@ inline void backward_params_tilew(__global float *grads, __global const float *d
         for (int b = 0; b < B; b++) acc += LOADW(dout + b * OUT + o);
         STOREW(acc, ACT_IDENTITY, grads + b_off + o);
     }
+}
+/* The same for columns o .. o + 2 TILE_COLS - 1 (o + 2 TILE_COLS <= OUT): two tiles in one loop
+ * over the rows, eight sums in flight (as forward_tilew2; rlcl/nn.py backward_param_tiles). */
+inline void backward_params_tilew2(__global float *grads, __global const float *dout,
+                                   __global const float *inp, int w_off, int b_off, int j,
+                                   int o, int B, int IN, int OUT)
+{
+    if (j + 4 > IN) {  /* rows past the last full quad, and the bias: a tile at a time */
+        backward_params_tilew(grads, dout, inp, w_off, b_off, j, o, B, IN, OUT);
+        backward_params_tilew(grads, dout, inp, w_off, b_off, j, o + TILE_COLS, B, IN, OUT);
+        return;
+    }
+    floatw a0 = (floatw)(0.0f), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+    for (int b = 0; b < B; b++) {
+        const floatw d = LOADW(dout + b * OUT + o), e = LOADW(dout + b * OUT + o + TILE_COLS);
+        const float x0 = inp[b * IN + j], x1 = inp[b * IN + j + 1];
+        const float x2 = inp[b * IN + j + 2], x3 = inp[b * IN + j + 3];
+        a0 += x0 * d; c0 += x0 * e;
+        a1 += x1 * d; c1 += x1 * e;
+        a2 += x2 * d; c2 += x2 * e;
+        a3 += x3 * d; c3 += x3 * e;
+    }
+    __global float *g = grads + w_off + j * OUT + o;
+    STOREW(a0, ACT_IDENTITY, g); STOREW(c0, ACT_IDENTITY, g + TILE_COLS);
+    g += OUT;
+    STOREW(a1, ACT_IDENTITY, g); STOREW(c1, ACT_IDENTITY, g + TILE_COLS);
+    g += OUT;
+    STOREW(a2, ACT_IDENTITY, g); STOREW(c2, ACT_IDENTITY, g + TILE_COLS);
+    g += OUT;
+    STOREW(a3, ACT_IDENTITY, g); STOREW(c3, ACT_IDENTITY, g + TILE_COLS);
 }
 #endif
