@@ -262,8 +262,9 @@ class Batched:
         N, B = r0.rollout.N, r0.cfg.batch_size
         self.gae.launch((N, P), None)
         self.explained.launch((L, P), (L, 1))
+        W = self.device.lane_items(L)
         for u in range(r0.agent.num_updates):
-            self.minibatch.launch((2 * L, P), (L, 1), u=u)
+            self.minibatch.launch((2 * W, P), (W, 1), u=u)
             # one group per agent: the agents fill the cores, and each group computes the
             # whole gradient norm before its share of the step (ppo_update.cl)
             self.step.launch((L, P), (L, 1), u=u)

@@ -150,7 +150,8 @@ class PPO:
         if self.prepared is None:  # the buffers and sizes, set once
             self.prepared = self._prepare_fused(max_norm)
         grads, step = self.prepared
-        grads.launch((2 * L,), (L,), u=u, inject_nan=int(inject))  # a work-group per network
+        W = self.device.lane_items(L)
+        grads.launch((2 * W,), (W,), u=u, inject_nan=int(inject))  # a work-group per network
         # the step's arguments: the launch sets only those that changed (Device.prepare);
         # velocity and prev_update are buffers a rollback may replace. Two work-groups, each
         # its half of the parameters (both compute the norm: ppo_update.cl)
@@ -181,11 +182,12 @@ class PPO:
                 ro.logp, ro.advantages, ro.returns, ro.values, policy.ac_table_buf]
 
     def minibatch_sizes(self) -> list:
-        """ppo_minibatch's size arguments after the buffers: lpn .. M."""
+        """ppo_minibatch's size arguments after the buffers: lpn .. M, lanes (the loss's
+        reduction lanes, the separate loss kernel's group size: the same bits)."""
         policy = self.policy
         return [len(policy.actor.layers), policy.n_param_tiles, policy.obs_dim, policy.act_dim,
                 policy.n_outputs, policy.log_std_off if policy.continuous else -1,
-                self.cfg.minibatch_size]
+                self.cfg.minibatch_size, self.reduce_size]
 
     def _rollout_outputs(self, copy_to) -> None:
         """Actor outputs on all rollout states (policy.outputs), copied to COPY_TO if given."""

@@ -99,7 +99,8 @@ __kernel void ppo_loss_gaussian(__global float *dmean, __global float *dvalues,
 {
     gaussian_loss(dmean, dvalues, dlog_std, stats, row, mean, values, params, log_std_off,
                   actions, old_logp, advantages, returns, old_values, M, A, clip_coef,
-                  clip_vloss, ent_coef, vf_coef, norm_adv, pg_mode, LOSS_BOTH, scratch);
+                  clip_vloss, ent_coef, vf_coef, norm_adv, pg_mode, LOSS_BOTH,
+                     get_local_size(0), scratch);
 }
 
 __kernel void column_sum(__global float *out, int out_off, __global const float *x, int rows,

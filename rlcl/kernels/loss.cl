@@ -37,5 +37,6 @@ __kernel void ppo_loss(__global float *dlogits, __global float *dvalues, __globa
 {
     categorical_loss(dlogits, dvalues, stats, row, logits, values, actions, old_logp, advantages,
                      returns, old_values, M, A, clip_coef, clip_vloss, ent_coef, vf_coef,
-                     norm_adv, pg_mode, LOSS_BOTH, scratch);
+                     norm_adv, pg_mode, LOSS_BOTH,
+                     get_local_size(0), scratch);
 }

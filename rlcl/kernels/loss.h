@@ -9,6 +9,13 @@
  * update at 16x16 took 0.86x the time with the lanes). The rollout computes its log-probs
  * through the same float8 builtins (mlp.h softmax_sum, log_lane), so the update's recomputed
  * log-prob keeps their bits.
+ *
+ * Lanes (issue 13): the reductions run over V virtual lanes, V a power of two, whatever the
+ * work-group's size W (a divisor of V): work-item lid takes lanes lid, lid + W, .., lane v the
+ * rows 8v .. 8v + 7, 8(v + V) .., and lane v's partial sums go to scratch[v] for one tree
+ * over the V lanes. So V alone fixes the bits: the separate loss kernels run W = V, the fused
+ * update on a CPU W = 1 (rlcl/device.py lane_items: PoCL runs a work-group as loops over its
+ * work-items between barriers, and ppo_minibatch_pop took 0.88x the time with one).
  */
 #ifndef RLCL_LOSS_H
 #define RLCL_LOSS_H
@@ -18,21 +25,39 @@
 #error "NUM_LOSS_STATS undefined: build through rlcl.device.Device (rlcl/kernel_constants.py)"
 #endif
 
-/* Minibatch advantage mean and 1 / (std + 1e-8) (unbiased std), or (0, 1) without norm_adv.
- * The reductions run unconditionally: barriers stay outside any branch. */
-inline float2 advantage_norm(__global const float *advantages, int M, int norm_adv,
+/* The sum of the V lanes' partials in scratch[0 .. V-1] in tree_sum's order (group_sum's,
+ * with V lanes for the work-items); every work-item gets it. */
+inline float lanes_total(__local float *scratch, int V)
+{
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (get_local_id(0) == 0) tree_sum(scratch, V);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const float total = scratch[0];
+    barrier(CLK_LOCAL_MEM_FENCE); /* scratch is reused by the next call */
+    return total;
+}
+
+/* Minibatch advantage mean and 1 / (std + 1e-8) (unbiased std), or (0, 1) without norm_adv,
+ * over V lanes. The reductions run unconditionally: barriers stay outside any branch. */
+inline float2 advantage_norm(__global const float *advantages, int M, int norm_adv, int V,
                              __local float *scratch)
 {
-    const int lid = get_local_id(0), L = get_local_size(0);
-    float s = 0.0f;
-    for (int b = lid; b < M; b += L) s += advantages[b];
-    const float mean = group_sum(s, scratch) / M;
-    float ss = 0.0f;
-    for (int b = lid; b < M; b += L) {
-        const float d = advantages[b] - mean;
-        ss += d * d;
+    const int lid = get_local_id(0), W = get_local_size(0);
+    for (int v = lid; v < V; v += W) {
+        float s = 0.0f;
+        for (int b = v; b < M; b += V) s += advantages[b];
+        scratch[v] = s;
     }
-    const float var = group_sum(ss, scratch) / (M > 1 ? M - 1 : 1);
+    const float mean = lanes_total(scratch, V) / M;
+    for (int v = lid; v < V; v += W) {
+        float ss = 0.0f;
+        for (int b = v; b < M; b += V) {
+            const float d = advantages[b] - mean;
+            ss += d * d;
+        }
+        scratch[v] = ss;
+    }
+    const float var = lanes_total(scratch, V) / (M > 1 ? M - 1 : 1);
     if (!norm_adv) return (float2)(0.0f, 1.0f);
     return (float2)(mean, 1.0f / (sqrt(M > 1 ? var : 0.0f) + 1e-8f));
 }
@@ -96,30 +121,33 @@ inline void value_rows(__global float *dvalues, __global const float *values,
     store_rows8(dvalues, vf_coef * dv / M, b, M, 1, 0);
 }
 
-/* All eight statistics, each work-item's lanes folded in a fixed order, in one fixed-order
- * tree (sums for 0-4, max for 5-6, min for 7) into
- * stats[row * 8 ...], with no barrier loop: PoCL compiles many barrier loops very slowly.
- * scratch: 8 * L floats. */
-inline void write_loss_stats(loss_stats st, __global float *stats, int row, int M, int part,
+/* Lane v's eight statistics, its float8's lanes folded in a fixed order, into r[k V + v]. */
+inline void store_lane_stats(loss_stats st, __local float *r, int v, int V)
+{
+    r[0 * V + v] = fold_sum8(st.pg);  r[1 * V + v] = fold_sum8(st.v);
+    r[2 * V + v] = fold_sum8(st.h);   r[3 * V + v] = fold_sum8(st.kl);
+    r[4 * V + v] = fold_sum8(st.clip); r[5 * V + v] = fold_max8(st.kl_max);
+    r[6 * V + v] = fold_max8(st.r_max); r[7 * V + v] = fold_min8(st.r_min);
+}
+
+/* All eight statistics of the V lanes in one fixed-order tree (sums for 0-4, max for 5-6, min
+ * for 7) into stats[row * 8 ...], with no barrier loop: PoCL compiles many barrier loops very
+ * slowly. scratch: 8 V floats. */
+inline void write_loss_stats(__global float *stats, int row, int M, int part, int V,
                              __local float *r)
 {
-    const int lid = get_local_id(0), L = get_local_size(0);
-    r[0 * L + lid] = fold_sum8(st.pg);  r[1 * L + lid] = fold_sum8(st.v);
-    r[2 * L + lid] = fold_sum8(st.h);   r[3 * L + lid] = fold_sum8(st.kl);
-    r[4 * L + lid] = fold_sum8(st.clip); r[5 * L + lid] = fold_max8(st.kl_max);
-    r[6 * L + lid] = fold_max8(st.r_max); r[7 * L + lid] = fold_min8(st.r_min);
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (lid == 0) {  /* common.h tree_sum's order, by one work-item (no barrier loop) */
-        for (int stride = L / 2; stride > 0; stride /= 2)
+    if (get_local_id(0) == 0) {  /* common.h tree_sum's order, by one work-item */
+        for (int stride = V / 2; stride > 0; stride /= 2)
             for (int i = 0; i < stride; i++) {
-                for (int k = 0; k < 5; k++) r[k * L + i] += r[k * L + i + stride];
-                r[5 * L + i] = fmax(r[5 * L + i], r[5 * L + i + stride]);
-                r[6 * L + i] = fmax(r[6 * L + i], r[6 * L + i + stride]);
-                r[7 * L + i] = fmin(r[7 * L + i], r[7 * L + i + stride]);
+                for (int k = 0; k < 5; k++) r[k * V + i] += r[k * V + i + stride];
+                r[5 * V + i] = fmax(r[5 * V + i], r[5 * V + i + stride]);
+                r[6 * V + i] = fmax(r[6 * V + i], r[6 * V + i + stride]);
+                r[7 * V + i] = fmin(r[7 * V + i], r[7 * V + i + stride]);
             }
         for (int k = 0; k < NUM_LOSS_STATS; k++)  /* part: common.h LOSS_BOTH .. */
             if (part == LOSS_BOTH || (part == LOSS_VALUE) == (k == 1))
-                stats[row * NUM_LOSS_STATS + k] = k < 5 ? r[k * L] / M : r[k * L];
+                stats[row * NUM_LOSS_STATS + k] = k < 5 ? r[k * V] / M : r[k * V];
     }
     barrier(CLK_LOCAL_MEM_FENCE);  /* r is reused by the next call */
 }
@@ -131,41 +159,44 @@ inline void categorical_loss(__global float *dlogits, __global float *dvalues, _
                              __global const float *advantages, __global const float *returns,
                              __global const float *old_values, int M, int A, float clip_coef,
                              int clip_vloss, float ent_coef, float vf_coef, int norm_adv,
-                             int pg_mode, int part, __local float *scratch)
+                             int pg_mode, int part, int V, __local float *scratch)
 {
-    const int lid = get_local_id(0), L = get_local_size(0);
-    const float2 norm = advantage_norm(advantages, M, norm_adv, scratch);
-    loss_stats st = loss_stats_init();
-    for (int b = 8 * lid; b < M; b += 8 * L) {  /* rows b .. b + 7 in the lanes */
-        const int8 live = rows_live(b, M);
-        if (part != LOSS_POLICY)
-            value_rows(dvalues, values, returns, old_values, b, M, clip_coef, clip_vloss,
-                       vf_coef, live, &st);
-        if (part == LOSS_VALUE) continue;
-        float8 m = rows8(logits, b, M, A, 0);
-        for (int j = 1; j < A; j++) m = fmax(m, rows8(logits, b, M, A, j));
-        float8 s = (float8)(0.0f);
-        for (int j = 0; j < A; j++) s += exp(rows8(logits, b, M, A, j) - m);
-        const float8 log_s = log(s);
-        const int8 a = rows8_int(actions, b, M);
-        float8 H = (float8)(0.0f), z_a = H;
-        for (int j = 0; j < A; j++) {
-            const float8 z = rows8(logits, b, M, A, j), lpj = z - m - log_s;
-            H -= exp(lpj) * lpj;
-            z_a = select(z_a, z, a == j);
+    const int lid = get_local_id(0), W = get_local_size(0);
+    const float2 norm = advantage_norm(advantages, M, norm_adv, V, scratch);
+    for (int v = lid; v < V; v += W) {
+        loss_stats st = loss_stats_init();
+        for (int b = 8 * v; b < M; b += 8 * V) {  /* rows b .. b + 7 in the float8 lanes */
+            const int8 live = rows_live(b, M);
+            if (part != LOSS_POLICY)
+                value_rows(dvalues, values, returns, old_values, b, M, clip_coef, clip_vloss,
+                           vf_coef, live, &st);
+            if (part == LOSS_VALUE) continue;
+            float8 m = rows8(logits, b, M, A, 0);
+            for (int j = 1; j < A; j++) m = fmax(m, rows8(logits, b, M, A, j));
+            float8 s = (float8)(0.0f);
+            for (int j = 0; j < A; j++) s += exp(rows8(logits, b, M, A, j) - m);
+            const float8 log_s = log(s);
+            const int8 a = rows8_int(actions, b, M);
+            float8 H = (float8)(0.0f), z_a = H;
+            for (int j = 0; j < A; j++) {
+                const float8 z = rows8(logits, b, M, A, j), lpj = z - m - log_s;
+                H -= exp(lpj) * lpj;
+                z_a = select(z_a, z, a == j);
+            }
+            const float8 adv = (rows8(advantages, b, M, 1, 0) - norm.x) * norm.y;
+            const float8 g_lp = policy_term(adv, z_a - m - log_s, rows8(old_logp, b, M, 1, 0),
+                                            clip_coef, pg_mode, live, &st);
+            for (int j = 0; j < A; j++) {
+                const float8 lpj = rows8(logits, b, M, A, j) - m - log_s, pj = exp(lpj);
+                const float8 onehot = select((float8)(0.0f), (float8)(1.0f), a == j);
+                const float8 d = (g_lp * (onehot - pj) + ent_coef * pj * (lpj + H)) / M;
+                store_rows8(dlogits, d, b, M, A, j);
+            }
+            st.h += select((float8)(0.0f), H, live);
         }
-        const float8 adv = (rows8(advantages, b, M, 1, 0) - norm.x) * norm.y;
-        const float8 g_lp = policy_term(adv, z_a - m - log_s, rows8(old_logp, b, M, 1, 0),
-                                        clip_coef, pg_mode, live, &st);
-        for (int j = 0; j < A; j++) {
-            const float8 lpj = rows8(logits, b, M, A, j) - m - log_s, pj = exp(lpj);
-            const float8 onehot = select((float8)(0.0f), (float8)(1.0f), a == j);
-            store_rows8(dlogits, (g_lp * (onehot - pj) + ent_coef * pj * (lpj + H)) / M, b, M,
-                        A, j);
-        }
-        st.h += select((float8)(0.0f), H, live);
+        store_lane_stats(st, scratch, v, V);
     }
-    write_loss_stats(st, stats, row, M, part, scratch);
+    write_loss_stats(stats, row, M, part, V, scratch);
 }
 
 inline void gaussian_loss(__global float *dmean, __global float *dvalues,
@@ -176,36 +207,39 @@ inline void gaussian_loss(__global float *dmean, __global float *dvalues,
                           __global const float *advantages,
                           __global const float *returns, __global const float *old_values,
                           int M, int A, float clip_coef, int clip_vloss, float ent_coef,
-                          float vf_coef, int norm_adv, int pg_mode, int part,
+                          float vf_coef, int norm_adv, int pg_mode, int part, int V,
                           __local float *scratch)
 {
-    const int lid = get_local_id(0), L = get_local_size(0);
-    const float2 norm = advantage_norm(advantages, M, norm_adv, scratch);
+    const int lid = get_local_id(0), W = get_local_size(0);
+    const float2 norm = advantage_norm(advantages, M, norm_adv, V, scratch);
     float H = 0.0f;
     for (int j = 0; j < A; j++) H += 0.5f + HALF_LOG_2PI + params[log_std_off + j];
-    loss_stats st = loss_stats_init();
-    for (int b = 8 * lid; b < M; b += 8 * L) {  /* rows b .. b + 7 in the lanes */
-        const int8 live = rows_live(b, M);
-        if (part != LOSS_POLICY)
-            value_rows(dvalues, values, returns, old_values, b, M, clip_coef, clip_vloss,
-                       vf_coef, live, &st);
-        if (part == LOSS_VALUE) continue;
-        float8 lp = (float8)(0.0f);
-        for (int j = 0; j < A; j++)
-            lp += gaussian_lp_term8(rows8(actions, b, M, A, j), rows8(mean, b, M, A, j),
-                                    params[log_std_off + j]);
-        const float8 adv = (rows8(advantages, b, M, 1, 0) - norm.x) * norm.y;
-        const float8 g_lp = policy_term(adv, lp, rows8(old_logp, b, M, 1, 0), clip_coef,
-                                        pg_mode, live, &st);
-        for (int j = 0; j < A; j++) {
-            const float std = exp(params[log_std_off + j]);
-            const float8 z = (rows8(actions, b, M, A, j) - rows8(mean, b, M, A, j)) / std;
-            store_rows8(dmean, g_lp * z / std / M, b, M, A, j);
-            store_rows8(dlog_std, (g_lp * (z * z - 1.0f) - ent_coef) / M, b, M, A, j);
+    for (int v = lid; v < V; v += W) {
+        loss_stats st = loss_stats_init();
+        for (int b = 8 * v; b < M; b += 8 * V) {  /* rows b .. b + 7 in the float8 lanes */
+            const int8 live = rows_live(b, M);
+            if (part != LOSS_POLICY)
+                value_rows(dvalues, values, returns, old_values, b, M, clip_coef, clip_vloss,
+                           vf_coef, live, &st);
+            if (part == LOSS_VALUE) continue;
+            float8 lp = (float8)(0.0f);
+            for (int j = 0; j < A; j++)
+                lp += gaussian_lp_term8(rows8(actions, b, M, A, j), rows8(mean, b, M, A, j),
+                                        params[log_std_off + j]);
+            const float8 adv = (rows8(advantages, b, M, 1, 0) - norm.x) * norm.y;
+            const float8 g_lp = policy_term(adv, lp, rows8(old_logp, b, M, 1, 0), clip_coef,
+                                            pg_mode, live, &st);
+            for (int j = 0; j < A; j++) {
+                const float std = exp(params[log_std_off + j]);
+                const float8 z = (rows8(actions, b, M, A, j) - rows8(mean, b, M, A, j)) / std;
+                store_rows8(dmean, g_lp * z / std / M, b, M, A, j);
+                store_rows8(dlog_std, (g_lp * (z * z - 1.0f) - ent_coef) / M, b, M, A, j);
+            }
+            st.h += select((float8)(0.0f), (float8)(H), live);
         }
-        st.h += select((float8)(0.0f), (float8)(H), live);
+        store_lane_stats(st, scratch, v, V);
     }
-    write_loss_stats(st, stats, row, M, part, scratch);
+    write_loss_stats(stats, row, M, part, V, scratch);
 }
 
 #endif

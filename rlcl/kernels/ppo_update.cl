@@ -30,9 +30,10 @@
  * Launches per minibatch, not for the whole iteration: PoCL 3.0 (LLVM 14) miscompiled the
  * body inside a loop over the minibatches (zero gradients; Oclgrind ran it correctly).
  *
- * Launch: work-groups of W work-items, W = the loss's group size (a power of two: the loss
- *   reduces over the group); ppo_minibatch two of them, ppo_step two (any number works).
- *   scratch: max(8 W, norm_lanes) floats.
+ * Launch: ppo_minibatch two work-groups of W work-items, W any divisor of LANES (the loss's
+ *   V lanes, a power of two, loss.h: they alone fix the bits; rlcl/device.py lane_items: one
+ *   work-item on a CPU, LANES on a GPU); ppo_step two work-groups of any size (any number
+ *   works). scratch: max(8 LANES, norm_lanes) floats.
  * Optimizer: SGD / Momentum (torch.optim.SGD semantics; `first`: the run's very first step).
  *   Adam keeps the separate launches.
  * A population (issue 13): ppo_minibatch_pop and ppo_step_pop run every agent in one launch,
@@ -64,7 +65,7 @@ inline void ppo_minibatch_body(
     __global const float *logp, __global const float *advantages, __global const float *returns,
     __global const float *values,
     __global const int *table, int lpn, int n_tiles, int obs_dim, int act_dim, int A,
-    int log_std_off, int M, int u, float clip_coef, int clip_vloss, float ent_coef,
+    int log_std_off, int M, int lanes, int u, float clip_coef, int clip_vloss, float ent_coef,
     float vf_coef, int norm_adv, int pg_mode, int inject_nan, __local float *scratch)
 {
     const int lid = get_local_id(0), W = get_local_size(0), net = get_group_id(0);
@@ -85,12 +86,12 @@ inline void ppo_minibatch_body(
         gaussian_loss(d_outputs, d_values, d_log_std, stats, u, outputs, mb_values, params,
                       log_std_off, (__global const float *)mb_actions, mb_logp, adv, mb_ret,
                       mb_val, M, A, clip_coef, clip_vloss, ent_coef, vf_coef, norm_adv, pg_mode,
-                      part, scratch);
+                      part, lanes, scratch);
     else
         categorical_loss(d_outputs, d_values, stats, u, outputs, mb_values,
                          (__global const int *)mb_actions, mb_logp, adv, mb_ret, mb_val, M, A,
                          clip_coef, clip_vloss, ent_coef, vf_coef, norm_adv, pg_mode, part,
-                         scratch);
+                         lanes, scratch);
     barrier(CLK_GLOBAL_MEM_FENCE);
     for (int q = lid; q < quads; q += W)
         ac_deltas_rows(hidden, d_outputs, d_values, wt, 1, table, lpn, M, 4 * q, net);
@@ -144,15 +145,15 @@ __kernel void ppo_minibatch(
     __global const float *obs, __global const uint *actions, __global const float *logp,
     __global const float *advantages, __global const float *returns,
     __global const float *values, __global const int *table, int lpn, int n_tiles,
-    int obs_dim, int act_dim, int A, int log_std_off, int M, int u, float clip_coef,
+    int obs_dim, int act_dim, int A, int log_std_off, int M, int lanes, int u, float clip_coef,
     int clip_vloss, float ent_coef, float vf_coef, int norm_adv, int pg_mode, int inject_nan,
     __local float *scratch)
 {
     ppo_minibatch_body(grads, params, stats, wt, hidden, mb_obs, critic_obs, outputs, mb_values,
                        d_outputs, d_values, d_log_std, mb_actions, mb_logp, mb_adv, mb_ret,
                        mb_val, idx, obs, actions, logp, advantages, returns, values, table, lpn,
-                       n_tiles, obs_dim, act_dim, A, log_std_off, M, u, clip_coef, clip_vloss,
-                       ent_coef, vf_coef, norm_adv, pg_mode, inject_nan, scratch);
+                       n_tiles, obs_dim, act_dim, A, log_std_off, M, lanes, u, clip_coef,
+                       clip_vloss, ent_coef, vf_coef, norm_adv, pg_mode, inject_nan, scratch);
 }
 
 __kernel void ppo_minibatch_pop(
@@ -166,7 +167,7 @@ __kernel void ppo_minibatch_pop(
     __global const float *advantages, __global const float *returns,
     __global const float *values, __global const int *table, __global const int *stride,
     __global const uint *hp, int lpn, int n_tiles, int obs_dim, int act_dim, int A,
-    int log_std_off, int M, int u, int pg_mode, __local float *scratch)
+    int log_std_off, int M, int lanes, int u, int pg_mode, __local float *scratch)
 {
     const int a = get_group_id(1);
     __global const uint *h = hp + (u * get_num_groups(1) + a) * AGENT_HP;  /* update u's row */
@@ -181,7 +182,7 @@ __kernel void ppo_minibatch_pop(
                        logp + a * stride[20], advantages + a * stride[21],
                        returns + a * stride[22], values + a * stride[23],
                        table + a * stride[24], lpn, n_tiles, obs_dim, act_dim, A, log_std_off, M,
-                       u, as_float(h[HP_CLIP_COEF]), (int)h[HP_CLIP_VLOSS],
+                       lanes, u, as_float(h[HP_CLIP_COEF]), (int)h[HP_CLIP_VLOSS],
                        as_float(h[HP_ENT_COEF]), as_float(h[HP_VF_COEF]), (int)h[HP_NORM_ADV],
                        pg_mode, (int)h[HP_INJECT_NAN], scratch);
 }
