@@ -35,6 +35,19 @@
         STORE_RAW(v_, p_);                                                                   \
         if ((act) != ACT_IDENTITY) ACTIVATE_W(p_, act);                                      \
     } while (0)
+/* Four rows of two tiles' values, the rows STRIDE floats apart from P: A0..A3 at P, C0..C3
+ * TILE_COLS further on (the 4 x 2 TILE_COLS tiles: forward_tilew2 and its twins). */
+#define STORE_4X2W(p, stride, a0, a1, a2, a3, c0, c1, c2, c3)                                 \
+    do {                                                                                     \
+        __global float *q_ = (p);                                                            \
+        STOREW(a0, ACT_IDENTITY, q_); STOREW(c0, ACT_IDENTITY, q_ + TILE_COLS);              \
+        q_ += (stride);                                                                      \
+        STOREW(a1, ACT_IDENTITY, q_); STOREW(c1, ACT_IDENTITY, q_ + TILE_COLS);              \
+        q_ += (stride);                                                                      \
+        STOREW(a2, ACT_IDENTITY, q_); STOREW(c2, ACT_IDENTITY, q_ + TILE_COLS);              \
+        q_ += (stride);                                                                      \
+        STOREW(a3, ACT_IDENTITY, q_); STOREW(c3, ACT_IDENTITY, q_ + TILE_COLS);              \
+    } while (0)
 /* Activate the TILE_COLS floats at P in place, eight at a time where the tile allows
  * (activate8: the float8 tanh costs half the float4's per value). */
 #if TILE_COLS >= 8
@@ -133,14 +146,8 @@ inline void forward_tilew2(__global float *out, __global const float *inp,
         a3 += x3 * w; c3 += x3 * v;
     }
     const floatw bias = LOADW(params + b_off + o), bias2 = LOADW(params + b_off + o + TILE_COLS);
-    __global float *y = out + b * OUT + o;
-    STOREW(a0 + bias, ACT_IDENTITY, y); STOREW(c0 + bias2, ACT_IDENTITY, y + TILE_COLS);
-    y += OUT;
-    STOREW(a1 + bias, ACT_IDENTITY, y); STOREW(c1 + bias2, ACT_IDENTITY, y + TILE_COLS);
-    y += OUT;
-    STOREW(a2 + bias, ACT_IDENTITY, y); STOREW(c2 + bias2, ACT_IDENTITY, y + TILE_COLS);
-    y += OUT;
-    STOREW(a3 + bias, ACT_IDENTITY, y); STOREW(c3 + bias2, ACT_IDENTITY, y + TILE_COLS);
+    STORE_4X2W(out + b * OUT + o, OUT, a0 + bias, a1 + bias, a2 + bias, a3 + bias, c0 + bias2,
+               c1 + bias2, c2 + bias2, c3 + bias2);
 }
 
 /* Columns o and o + 1 (two: o + 1 < OUT; else o alone) of the four rows b .. b + 3, the rows
@@ -305,14 +312,7 @@ inline void backward_input_rows_t(__global float *dinp, __global const float *do
                 c0 *= 1.0f - z0 * z0; c1 *= 1.0f - z1 * z1;
                 c2 *= 1.0f - z2 * z2; c3 *= 1.0f - z3 * z3;
             }
-            __global float *g = dinp + b * IN + i;
-            STOREW(a0, ACT_IDENTITY, g); STOREW(c0, ACT_IDENTITY, g + TILE_COLS);
-            g += IN;
-            STOREW(a1, ACT_IDENTITY, g); STOREW(c1, ACT_IDENTITY, g + TILE_COLS);
-            g += IN;
-            STOREW(a2, ACT_IDENTITY, g); STOREW(c2, ACT_IDENTITY, g + TILE_COLS);
-            g += IN;
-            STOREW(a3, ACT_IDENTITY, g); STOREW(c3, ACT_IDENTITY, g + TILE_COLS);
+            STORE_4X2W(dinp + b * IN + i, IN, a0, a1, a2, a3, c0, c1, c2, c3);
         }
         for (; i + TILE_COLS <= IN; i += TILE_COLS) {
             floatw a0 = (floatw)(0.0f), a1 = a0, a2 = a0, a3 = a0;
@@ -521,13 +521,6 @@ inline void backward_params_tilew2(__global float *grads, __global const float *
         a2 += x2 * d; c2 += x2 * e;
         a3 += x3 * d; c3 += x3 * e;
     }
-    __global float *g = grads + w_off + j * OUT + o;
-    STOREW(a0, ACT_IDENTITY, g); STOREW(c0, ACT_IDENTITY, g + TILE_COLS);
-    g += OUT;
-    STOREW(a1, ACT_IDENTITY, g); STOREW(c1, ACT_IDENTITY, g + TILE_COLS);
-    g += OUT;
-    STOREW(a2, ACT_IDENTITY, g); STOREW(c2, ACT_IDENTITY, g + TILE_COLS);
-    g += OUT;
-    STOREW(a3, ACT_IDENTITY, g); STOREW(c3, ACT_IDENTITY, g + TILE_COLS);
+    STORE_4X2W(grads + w_off + j * OUT + o, OUT, a0, a1, a2, a3, c0, c1, c2, c3);
 }
 #endif
