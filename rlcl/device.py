@@ -309,7 +309,8 @@ class Device:
 
     def minibatch_group(self, rows: int) -> int:
         """The work-group size of the kernels that reduce over a minibatch of ROWS rows (the
-        loss, the fused update, the explained variance, the churn): at most 256, the loss's
+        loss, the explained variance, the churn), and the lanes of the loss's reductions in the
+        fused update, whose groups may be smaller (lane_items): at most 256, the loss's
         scratch. A GPU gets one work-item per row. A CPU runs a work-group as loops over its
         work-items between barriers, and wide groups of mostly idle items cost there: the loss
         takes eight rows per work-item (loss.h) and the networks four, so ROWS / 8 items.
