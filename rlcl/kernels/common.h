@@ -154,18 +154,24 @@ inline void tree_sum(__local float *r, int n)
         for (int i = 0; i < stride; i++) r[i] += r[i + stride];
 }
 
-/* Sum V over the work-group in tree_sum's fixed order; every work-item gets the total.
- * SCRATCH holds get_local_size(0) floats; the local size must be a power of two. */
-inline float group_sum(float v, __local float *scratch)
+/* The sum of N lanes' partials in scratch[0 .. N-1] (N a power of two, the lanes virtual or
+ * the work-items) in tree_sum's order, by one work-item; every work-item gets it. */
+inline float lanes_total(__local float *scratch, int n)
 {
-    const int lid = get_local_id(0);
-    scratch[lid] = v;
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (lid == 0) tree_sum(scratch, get_local_size(0));
+    if (get_local_id(0) == 0) tree_sum(scratch, n);
     barrier(CLK_LOCAL_MEM_FENCE);
     const float total = scratch[0];
     barrier(CLK_LOCAL_MEM_FENCE); /* scratch is reused by the next call */
     return total;
+}
+
+/* Sum V over the work-group in tree_sum's fixed order; every work-item gets the total.
+ * SCRATCH holds get_local_size(0) floats; the local size must be a power of two. */
+inline float group_sum(float v, __local float *scratch)
+{
+    scratch[get_local_id(0)] = v;
+    return lanes_total(scratch, get_local_size(0));
 }
 
 #endif

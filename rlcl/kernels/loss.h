@@ -25,18 +25,6 @@
 #error "NUM_LOSS_STATS undefined: build through rlcl.device.Device (rlcl/kernel_constants.py)"
 #endif
 
-/* The sum of the V lanes' partials in scratch[0 .. V-1] in tree_sum's order (group_sum's,
- * with V lanes for the work-items); every work-item gets it. */
-inline float lanes_total(__local float *scratch, int V)
-{
-    barrier(CLK_LOCAL_MEM_FENCE);
-    if (get_local_id(0) == 0) tree_sum(scratch, V);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    const float total = scratch[0];
-    barrier(CLK_LOCAL_MEM_FENCE); /* scratch is reused by the next call */
-    return total;
-}
-
 /* Minibatch advantage mean and 1 / (std + 1e-8) (unbiased std), or (0, 1) without norm_adv,
  * over V lanes. The reductions run unconditionally: barriers stay outside any branch. */
 inline float2 advantage_norm(__global const float *advantages, int M, int norm_adv, int V,
