@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,44 @@ def write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+class SyncBatch:
+    """The fsyncs and renames of many atomic writes, made together by ``commit()``: every
+    file's fsync at once in threads (each waits on the disk, not on the GIL, and the
+    filesystem commits them in a few journal writes), then every rename. Each write keeps
+    its order: its own files (the run's logs, the checkpoint's temporary file) on disk before
+    the rename makes it the checkpoint. A population checkpoints all its agents in one batch:
+    one after another, 64 agents' 192 fsyncs and 64 renames cost ~100 ms a checkpoint, ~7 %
+    of a default x64 training (issue 13)."""
+
+    THREADS = 16
+
+    def __init__(self):
+        self.syncs: list = []  # callables, each making its files durable
+        self.renames: list[tuple[Path, Path]] = []  # (temporary file, its final path)
+
+    def defer(self, tmp: Path, path: Path) -> None:
+        self.syncs.append(lambda: _fsync_path(tmp))
+        self.renames.append((tmp, path))
+
+    def commit(self) -> None:
+        with ThreadPoolExecutor(self.THREADS) as pool:
+            for done in [pool.submit(sync) for sync in self.syncs]:
+                done.result()  # an error (a full disk) is raised here, before any rename
+            for done in [pool.submit(os.replace, tmp, path) for tmp, path in self.renames]:
+                done.result()
+        self.syncs, self.renames = [], []
+
+
+def _fsync_path(path: Path) -> None:
+    """fsync a file written and closed before: Linux and macOS flush a file's data through any
+    of its descriptors."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def checkpoint_path(run_dir: Path, name: str = LATEST) -> Path:
     return Path(run_dir) / "checkpoints" / name
 
@@ -83,10 +122,12 @@ def trained_checkpoint(run_dir: Path) -> Path:
 
 
 def save_checkpoint(path: Path, *, params: np.ndarray, optimizer_state: dict,
-                    scheduler_state: dict, meta: dict, extra: dict | None = None) -> None:
-    """Atomically write PATH. Optimizer buffers (numpy arrays) are stored as arrays, the rest
-    of its state and META as JSON; EXTRA holds further named arrays (a resumable checkpoint's
-    next observation and pickled vector env)."""
+                    scheduler_state: dict, meta: dict, extra: dict | None = None,
+                    sync: SyncBatch | None = None) -> None:
+    """Atomically write PATH (its fsync and rename left to SYNC's commit, if given). Optimizer
+    buffers (numpy arrays) are stored as arrays, the rest of its state and META as JSON; EXTRA
+    holds further named arrays (a resumable checkpoint's next observation and pickled vector
+    env)."""
     arrays = {"params": np.asarray(params, np.float32)}
     arrays.update({f"extra/{k}": v for k, v in (extra or {}).items()})
     opt_scalars = {}
@@ -103,9 +144,13 @@ def save_checkpoint(path: Path, *, params: np.ndarray, optimizer_state: dict,
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+        if sync is None:
+            fh.flush()
+            os.fsync(fh.fileno())
+    if sync is None:
+        os.replace(tmp, path)
+    else:
+        sync.defer(tmp, path)
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -157,10 +202,11 @@ class TrainingState:
     obs: np.ndarray | None = None
 
 
-def save_training_state(path: Path, state: TrainingState, counters: dict, meta: dict) -> None:
+def save_training_state(path: Path, state: TrainingState, counters: dict, meta: dict,
+                        sync: SyncBatch | None = None) -> None:
     """Everything a resume needs to continue bit for bit, with COUNTERS (iteration,
     global_step, elapsed training seconds). Pickles are only ever read back from the user's
-    own run folder."""
+    own run folder. SYNC: save_checkpoint's."""
     save_checkpoint(
         path, params=state.policy.flat.numpy(), optimizer_state=state.optimizer.state_dict(),
         scheduler_state=state.scheduler.state_dict(),
@@ -168,7 +214,8 @@ def save_training_state(path: Path, state: TrainingState, counters: dict, meta: 
               "guard": state.guard.state_dict(), "total_updates": state.agent.total_updates},
         extra={"obs": np.zeros(0, np.float32) if state.obs is None else
                np.asarray(state.obs, np.float32),
-               "env": np.frombuffer(pickle.dumps(_env_state(state.envs)), np.uint8)})
+               "env": np.frombuffer(pickle.dumps(_env_state(state.envs)), np.uint8)},
+        sync=sync)
 
 
 def _env_state(envs):

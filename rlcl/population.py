@@ -196,6 +196,9 @@ class Population:
         total = sum(a.cfg.num_iterations * a.cfg.batch_size for a in self.agents)
         progress = Progress(total, self.base.progress, label="median return")
         steps_before = sum(a.run.global_step for a in running)
+        # the steps of the agents that had ended before (a resumed population's)
+        steps_before_ended = sum(a.summary.get("total_timesteps", 0) for a in self.agents
+                                 if a not in running)
         try:
             while live := [a for a in running if a.status == RUNNING and not a.run.done]:
                 behind = min(a.run.iteration for a in live)
@@ -207,7 +210,7 @@ class Population:
                         if self.batched is None or agent.run.iteration == behind:
                             self._iterate(agent)
                 self.wall = time.perf_counter() - started
-                self._show(progress, steps_before, running)
+                self._show(progress, steps_before, steps_before_ended, running)
                 if watch is not None:
                     watch(self)
         except BaseException:
@@ -255,13 +258,14 @@ class Population:
         self.write_index()
         print(f"rlcl: agent {agent.folder} failed and stopped: {message}", file=sys.stderr)
 
-    def _show(self, progress: Progress, steps_before: int, running: list[Agent]) -> None:
+    def _show(self, progress: Progress, steps_before: int, steps_ended: int,
+              running: list[Agent]) -> None:
         steps = sum(a.run.global_step for a in running if a.run is not None)
+        if not progress.due(steps_ended + steps):
+            return
         recent = [r for a in running if a.run is not None
                   and (r := a.run.recent_return()) is not None]
-        done_steps = sum(a.summary.get("total_timesteps", 0) for a in self.agents
-                         if a not in running)
-        progress.show(done_steps + steps, (steps - steps_before) / max(self.wall, 1e-9),
+        progress.show(steps_ended + steps, (steps - steps_before) / max(self.wall, 1e-9),
                       float(np.median(recent)) if recent else None)
 
 

@@ -22,8 +22,8 @@ import numpy as np
 
 from rlcl.agents.a2c import A2C
 from rlcl.agents.ppo import PPO
-from rlcl.checkpoint import (CONFIG, EPISODES, FINAL, LATEST, SUMMARY, TrainingState,
-                             checkpoint_path, fresh_dir, resume_training,
+from rlcl.checkpoint import (CONFIG, EPISODES, FINAL, LATEST, SUMMARY, SyncBatch,
+                             TrainingState, checkpoint_path, fresh_dir, resume_training,
                              save_training_state)
 from rlcl.config import Config, to_toml
 from rlcl.device import PARALLEL_MIN_FLOP, Device
@@ -168,13 +168,20 @@ class Run:
         recent = self.result.episodes[-20:]
         return float(np.mean([r for _, r, _ in recent])) if recent else None
 
-    def save(self, name: str) -> None:
+    def save(self, name: str, sync: SyncBatch | None = None) -> None:
+        """Checkpoint NAME; SYNC (a population's checkpoint of all its agents) makes this
+        one's fsyncs and rename with the others' (checkpoint.SyncBatch)."""
         self.write_log()
-        self.log.flush()  # everything logged so far is on disk before the checkpoint says so
+        # everything logged so far is on disk before the checkpoint says so
+        if sync is None:
+            self.log.flush()
+        else:
+            sync.syncs.append(self.log.flush)
         counters = {"iteration": self.iteration, "global_step": self.global_step,
                     "elapsed": self.log.elapsed()}
         save_training_state(checkpoint_path(self.run_dir, name), self.state, counters,
-                            {**self.meta, "normalization": normalization_state(self.state.envs)})
+                            {**self.meta, "normalization": normalization_state(self.state.envs)},
+                            sync)
 
     def iterate(self) -> None:
         """One iteration; a guard that cannot recover raises DivergenceError."""
@@ -226,7 +233,7 @@ class Run:
         checkpoint = bool(cfg.checkpoint_every) and self.iteration % cfg.checkpoint_every == 0
         if not defer_log:
             self.write_log()
-        if self.solo:
+        if self.solo and log.bar.due(self.global_step):
             log.progress(self.global_step, self.sps, self.recent_return())
         if checkpoint and not defer_log:
             self.save(LATEST)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlcl.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
+from rlcl.checkpoint import FORMAT_VERSION, SyncBatch, load_checkpoint, save_checkpoint
 from rlcl.logger import read_scalars
 
 from helpers import episodes, run_cli, start_cli
@@ -160,6 +160,39 @@ def test_bad_checkpoint_is_one_line_exit_2(tmp_path, reference_run, how, message
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rlcl: error:") and message in lines[0]
+
+
+def test_a_sync_batch_renames_only_after_every_file_is_synced(tmp_path, monkeypatch):
+    """A population's checkpoint (checkpoint.SyncBatch): each save leaves the old checkpoint in
+    place until commit, which renames only once every fsync has succeeded."""
+    def save(path, value, sync):
+        save_checkpoint(path, params=np.full(3, value, np.float32),
+                        optimizer_state={"state": {}, "param_groups": []}, scheduler_state={},
+                        meta={}, sync=sync)
+
+    paths = [tmp_path / f"agent{k}" / "latest.npz" for k in range(3)]
+    for path in paths:
+        save(path, 1.0, None)
+    sync, flushed = SyncBatch(), []
+    for path in paths:
+        save(path, 2.0, sync)
+        sync.syncs.append(lambda: flushed.append(1))  # a run's logs, as Run.save adds them
+    assert all(load_checkpoint(p)["params"][0] == 1.0 for p in paths)
+    sync.commit()
+    assert len(flushed) == 3
+    assert all(load_checkpoint(p)["params"][0] == 2.0 for p in paths)
+    assert not list(tmp_path.glob("*/.*.tmp"))
+
+    for path in paths:  # a failed fsync (a full disk): no checkpoint is replaced
+        save(path, 3.0, sync)
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        sync.commit()
+    assert all(load_checkpoint(p)["params"][0] == 2.0 for p in paths)
 
 
 def test_resume_needs_a_run_folder(tmp_path):
