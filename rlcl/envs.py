@@ -129,14 +129,20 @@ def make_vec_env(env_id: str, num_envs: int, norm_obs: bool = False, norm_reward
     rewards), optionally normalising observations and rewards (SB3's VecNormalize semantics:
     NormalizeObservation and NormalizeReward above).
     Spaces rlcl cannot handle are a ConfigError here (check_spaces)."""
+    envs = SyncVectorEnv([partial(make_env, env_id) for _ in range(num_envs)],  # picklable
+                         autoreset_mode=AutoresetMode.SAME_STEP)
+    return _wrap(envs, env_id, norm_obs, norm_reward, gamma)
+
+
+def make_env(env_id: str) -> gym.Env:
+    """gymnasium's own ENV_ID (``gym.make``), or a one-line ConfigError naming the optional
+    dependency it lacks."""
     try:
-        envs = SyncVectorEnv([partial(gym.make, env_id) for _ in range(num_envs)],  # picklable
-                             autoreset_mode=AutoresetMode.SAME_STEP)
+        return gym.make(env_id)
     except gym.error.DependencyNotInstalled as exc:
         extra = "rlcl[box2d]" if "box2d" in str(exc).lower() else "the package it names"
         raise ConfigError(f"{env_id} needs an optional dependency: pip install '{extra}' "
                           f"({str(exc).splitlines()[0]})") from None
-    return _wrap(envs, env_id, norm_obs, norm_reward, gamma)
 
 
 def _wrap(envs, env_id: str, norm_obs: bool, norm_reward: bool, gamma: float):

@@ -1,7 +1,7 @@
 """Greedy (or sampled) evaluation episodes of a policy on the device, and
 ``python -m rlcl.eval RUN_DIR [--episodes N] [--seed N] [--stochastic] [--video DIR]``.
 
-One vector env with one sub-env per episode; each sub-env's first episode counts. Actions come
+One copy of gymnasium's env per episode, each copy's first episode counted (eval_pool.FirstEpisodes). Actions come
 from the same fused ``policy_act`` kernel as the rollout, with ``greedy`` set. Observation
 normalisation, if the run used it, applies the training statistics, frozen. A batched
 population evaluates all its agents together (``evaluate_agents``): the same returns, with one
@@ -20,7 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlcl.envs import EVAL_SEED_OFFSET, normalization_state, normalize_obs
-from rlcl.eval_pool import POOL_MIN_AGENTS, eval_envs, pooled_first_returns, step_running
+from rlcl.eval_pool import POOL_MIN_AGENTS, eval_envs, pooled_first_returns
 from rlcl.policy import STREAM_EVAL, ActorCritic
 
 
@@ -89,20 +89,21 @@ def evaluate_agents(runs: list, agents: int, params, params_stride: int, hp,
 
 
 def first_returns(envs: list, seeds: list[int], act) -> np.ndarray:
-    """The return of each sub-env's first episode, for each vector env of ENVS (reset with its
-    seed of SEEDS), the envs stepped in lockstep: ACT(observations (len(ENVS), sub-envs,
-    obs_dim) float32, step) gives each env's actions. An env whose episodes are all over steps
-    no more (a population evaluates its agents so, one launch per step: rlcl/batched.py)."""
-    obs = [envs_k.reset(seed=seed + EVAL_SEED_OFFSET)[0] for envs_k, seed in zip(envs, seeds)]
-    returns = np.full((len(envs), envs[0].num_envs), np.nan)
+    """The return of each env's first episode, for each eval_pool.FirstEpisodes of ENVS (reset
+    with its seed of SEEDS), stepped in lockstep: ACT(observations (len(ENVS), episodes,
+    obs_dim) float32, step) gives each one's actions. One whose episodes are all over steps no
+    more (a population evaluates its agents so, one launch per step: rlcl/batched.py)."""
+    obs = [envs_k.reset(seed + EVAL_SEED_OFFSET) for envs_k, seed in zip(envs, seeds)]
     step = 0
-    while (running := np.isnan(returns).any(axis=1)).any():
+    while not all(envs_k.done for envs_k in envs):
         actions = act(np.ascontiguousarray(obs, np.float32), step)
-        step_running(envs, obs, returns, actions, np.flatnonzero(running))
+        for k, envs_k in enumerate(envs):
+            if not envs_k.done:
+                obs[k] = envs_k.step(actions[k])
         step += 1
     for envs_k in envs:
         envs_k.close()
-    return returns
+    return np.array([envs_k.returns for envs_k in envs])
 
 
 def load_run_policy(run_dir: Path, device_spec: str | None = None):

@@ -1,10 +1,10 @@
 """A population's final evaluation with its gymnasium envs spread over worker processes.
 
 Every agent of a population ends with greedy episodes on gymnasium's own env (rlcl/eval.py),
-one vector env of ``eval_episodes`` sub-envs per agent, stepped in lockstep with one policy
-launch a step for all. Those sub-env steps are pure Python (about 20 us each for CartPole),
-and for 64 agents they took longer than the training itself on one core. Here each of
-WORKERS processes builds, resets and steps a share of the agents' vector envs exactly as
+``eval_episodes`` copies per agent (FirstEpisodes), stepped in lockstep with one policy
+launch a step for all. Those env steps are pure Python (about 10 us each for CartPole), and
+for 64 agents they took longer than the training itself on one core. Here each of WORKERS
+processes builds, resets and steps a share of the agents' envs exactly as
 eval.first_returns would, while this process acts for all of them on the device: the same
 returns, the envs' Python on every core. Workers are fresh interpreters (``python -m
 rlcl.eval_pool``; not forked: the parent holds an OpenCL context and its threads) that import
@@ -20,31 +20,64 @@ import sys
 
 import numpy as np
 
-from rlcl.envs import EVAL_SEED_OFFSET, load_normalization, make_vec_env
+from rlcl.envs import EVAL_SEED_OFFSET, make_env, normalize_obs
 
 # From this many agents on: starting the workers takes ~0.4 s (fresh interpreters importing
 # gymnasium), and 16 trained CartPole agents' 20 episodes take ~4 s of stepping on one core.
 POOL_MIN_AGENTS = 16
 
 
-def eval_envs(env_id: str, episodes: int, norm_state: dict | None):
-    """A vector env of EPISODES sub-envs that normalises observations as NORM_STATE says."""
-    norm_state = norm_state or {}
-    envs = make_vec_env(env_id, episodes, norm_obs="obs" in norm_state)
-    load_normalization(envs, norm_state, update=False)
-    return envs
+class FirstEpisodes:
+    """EPISODES copies of gymnasium's own env ENV_ID (``gym.make``: its time limit and checks)
+    for an evaluation that counts each copy's first episode: copy i reset with seed + i, as a
+    vector env seeds its sub-envs, its observations normalised with NORM_STATE's frozen
+    statistics (envs.normalize_obs, what envs.NormalizeObservation applies), its rewards summed
+    in float64 as RecordEpisodeStatistics sums them. A copy steps until its first episode ends,
+    then no more (the policy's actions for it are ignored; each env's actions depend on its own
+    observation and its own random stream only). A SyncVectorEnv with those wrappers gave the
+    same returns (tests/test_envs.py) in ~10 % more time: its per-env info merging, and the
+    autoreset of envs whose first episode was over (issue 13)."""
+
+    def __init__(self, env_id: str, episodes: int, norm_state: dict | None):
+        self.envs = [make_env(env_id) for _ in range(episodes)]
+        space = self.envs[0].observation_space
+        self.obs = np.zeros((episodes, *space.shape), space.dtype)  # as a vector env's batch
+        self.sums = np.zeros(episodes)
+        self.returns = np.full(episodes, np.nan)  # each copy's first return, NaN until then
+        self.rms = (norm_state or {}).get("obs")
+
+    def reset(self, seed: int) -> np.ndarray:
+        for i, env in enumerate(self.envs):
+            self.obs[i] = env.reset(seed=seed + i)[0]
+        return self.observations()
+
+    def step(self, actions) -> np.ndarray:
+        """ACTIONS, one per copy, to the copies still in their first episode."""
+        for i in np.flatnonzero(np.isnan(self.returns)):
+            obs, reward, terminated, truncated, _ = self.envs[i].step(actions[i])
+            self.obs[i] = obs
+            self.sums[i] += reward
+            if terminated or truncated:
+                self.returns[i] = self.sums[i]
+        return self.observations()
+
+    def observations(self) -> np.ndarray:
+        if self.rms is None:
+            return self.obs
+        return normalize_obs(self.obs, self.rms["mean"], self.rms["var"])
+
+    @property
+    def done(self) -> bool:
+        return not np.isnan(self.returns).any()
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
 
 
-def step_running(envs: list, obs: list, returns: np.ndarray, actions: list, running) -> None:
-    """Step the vector envs of ENVS whose index is in RUNNING with their ACTIONS, in place:
-    their observations into OBS, each sub-env's first episode return into RETURNS (NaN until
-    then). eval.first_returns' step, shared with the workers."""
-    for k in running:
-        obs[k], _, _, _, infos = envs[k].step(actions[k])
-        if "_episode" in infos:
-            for i in np.flatnonzero(infos["_episode"]):
-                if np.isnan(returns[k, i]):
-                    returns[k, i] = infos["episode"]["r"][i]
+def eval_envs(env_id: str, episodes: int, norm_state: dict | None) -> FirstEpisodes:
+    """The envs of one agent's evaluation (see FirstEpisodes)."""
+    return FirstEpisodes(env_id, episodes, norm_state)
 
 
 def _serve(inbox, outbox) -> None:
@@ -56,13 +89,13 @@ def _serve(inbox, outbox) -> None:
     try:
         specs, seeds = pickle.load(inbox)
         envs = [eval_envs(*spec) for spec in specs]
-        obs = [e.reset(seed=seed + EVAL_SEED_OFFSET)[0] for e, seed in zip(envs, seeds)]
-        returns = np.full((len(envs), envs[0].num_envs), np.nan)
+        obs = [e.reset(seed + EVAL_SEED_OFFSET) for e, seed in zip(envs, seeds)]
         _send(outbox, np.asarray(obs, np.float32))
         while (actions := pickle.load(inbox)) is not None:
-            step_running(envs, obs, returns, actions,
-                         np.flatnonzero(np.isnan(returns).any(axis=1)))
-            _send(outbox, (np.asarray(obs, np.float32), returns))
+            for k, e in enumerate(envs):
+                if not e.done:
+                    obs[k] = e.step(actions[k])
+            _send(outbox, (np.asarray(obs, np.float32), np.array([e.returns for e in envs])))
     except Exception as exc:  # noqa: BLE001 - any failure goes to the parent
         _send(outbox, exc)
     finally:

@@ -205,6 +205,41 @@ def _upright(obs: np.ndarray, step: int) -> list:
     return list(((obs[..., 2] + 0.5 * obs[..., 3]) > 0).astype(np.int64))
 
 
+@pytest.mark.parametrize("env_id, norm", [("CartPole-v1", False), ("CartPole-v1", True),
+                                           ("Pendulum-v1", False)])
+def test_first_episodes_are_those_of_gymnasiums_vector_env(env_id, norm):
+    """The evaluation's envs (eval_pool.FirstEpisodes: one gymnasium env per episode, each
+    stepped until its first episode ends) give each sub-env's first return exactly as
+    gymnasium's SyncVectorEnv with RecordEpisodeStatistics and the frozen observation
+    normalisation did, float rewards (Pendulum) and normalised inputs included."""
+    from rlcl.envs import load_normalization, make_vec_env
+    from rlcl.eval_pool import FirstEpisodes
+
+    stats = {"obs": {"mean": [0.1, -0.2, 0.01, 0.3], "var": [0.5, 2.0, 0.02, 1.5],
+                     "count": 9.0}} if norm else {}
+
+    def act(obs, step):  # a function of each env's own observation and the step alone
+        if env_id.startswith("CartPole"):
+            return ((obs[:, 2] + 0.5 * obs[:, 3]) > 0).astype(np.int64)
+        return np.clip(-2.0 * obs[:, 2:3] - 0.3 * np.sin(7 * obs[:, :1] + step), -2, 2)
+
+    vector = make_vec_env(env_id, 4, norm_obs=norm)
+    load_normalization(vector, stats, update=False)
+    obs, expected, step = vector.reset(seed=7)[0], np.full(4, np.nan), 0
+    while np.isnan(expected).any():
+        obs, _, _, _, infos = vector.step(act(np.float32(obs), step))
+        for i in np.flatnonzero(infos.get("_episode", [])):
+            if np.isnan(expected[i]):
+                expected[i] = infos["episode"]["r"][i]
+        step += 1
+    envs = FirstEpisodes(env_id, 4, stats)
+    obs, step = envs.reset(7), 0
+    while not envs.done:
+        obs = envs.step(act(np.float32(obs), step))
+        step += 1
+    assert envs.returns.tobytes() == expected.tobytes()
+
+
 def test_pooled_evaluation_gives_the_serial_returns():
     """A population's final evaluation with its envs stepped by worker processes
     (rlcl/eval_pool.py) gives eval.first_returns' returns to the bit, observation
