@@ -2,7 +2,7 @@
 
 Every agent of a population ends with greedy episodes on gymnasium's own env (rlcl/eval.py),
 ``eval_episodes`` copies per agent (FirstEpisodes), stepped in lockstep with one policy
-launch a step for all. Those env steps are pure Python (about 10 us each for CartPole), and
+launch a step for all. Those env steps are pure Python (about 20 us each for CartPole), and
 for 64 agents they took longer than the training itself on one core. Here each of WORKERS
 processes builds, resets and steps a share of the agents' envs exactly as
 eval.first_returns would, while this process acts for all of them on the device: the same
