@@ -21,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlcl.envs import EVAL_SEED_OFFSET, normalization_state, normalize_obs
-from rlcl.eval_pool import POOL_MIN_AGENTS, eval_envs, pooled_first_returns
+from rlcl.eval_pool import POOL_MIN_AGENTS, eval_envs, pooled_first_returns, step_running
 from rlcl.policy import STREAM_EVAL, ActorCritic
 
 
@@ -98,9 +98,7 @@ def first_returns(envs: list, seeds: list[int], act) -> np.ndarray:
     step = 0
     while not all(envs_k.done for envs_k in envs):
         actions = act(np.ascontiguousarray(obs, np.float32), step)
-        for k, envs_k in enumerate(envs):
-            if not envs_k.done:
-                obs[k] = envs_k.step(actions[k])
+        step_running(envs, obs, actions)
         step += 1
     for envs_k in envs:
         envs_k.close()

@@ -80,6 +80,14 @@ def eval_envs(env_id: str, episodes: int, norm_state: dict | None) -> FirstEpiso
     return FirstEpisodes(env_id, episodes, norm_state)
 
 
+def step_running(envs: list, obs: list, actions: list) -> None:
+    """Step each FirstEpisodes of ENVS still running with its ACTIONS, its observations into
+    OBS: eval.first_returns' step, shared with the workers."""
+    for k, envs_k in enumerate(envs):
+        if not envs_k.done:
+            obs[k] = envs_k.step(actions[k])
+
+
 def _serve(inbox, outbox) -> None:
     """A worker: its share of the envs, SPECS (eval_envs arguments) and SEEDS per agent, first;
     then it sends the first observations, and after each list of actions received the
@@ -92,9 +100,7 @@ def _serve(inbox, outbox) -> None:
         obs = [e.reset(seed + EVAL_SEED_OFFSET) for e, seed in zip(envs, seeds)]
         _send(outbox, np.asarray(obs, np.float32))
         while (actions := pickle.load(inbox)) is not None:
-            for k, e in enumerate(envs):
-                if not e.done:
-                    obs[k] = e.step(actions[k])
+            step_running(envs, obs, actions)
             _send(outbox, (np.asarray(obs, np.float32), np.array([e.returns for e in envs])))
     except Exception as exc:  # noqa: BLE001 - any failure goes to the parent
         _send(outbox, exc)
