@@ -4,10 +4,9 @@
 One copy of gymnasium's env per episode, each copy's first episode counted
 (eval_pool.FirstEpisodes). Actions come from the same fused ``policy_act`` kernel as the
 rollout, with ``greedy`` set. Observation normalisation, if the run used it, applies the
-training statistics, frozen. A batched
-population evaluates all its agents together (``evaluate_agents``): the same returns, with one
-launch a step for all, and from POOL_MIN_AGENTS agents on, their envs stepped by worker
-processes (rlcl/eval_pool.py).
+training statistics, frozen. A batched population evaluates all its agents together
+(``evaluate_agents``): the same returns, with one launch a step for all, and from
+POOL_MIN_AGENTS agents on, their envs stepped by worker processes (rlcl/eval_pool.py).
 """
 
 from __future__ import annotations

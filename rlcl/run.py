@@ -176,7 +176,7 @@ class Run:
         if sync is None:
             self.log.flush()
         else:
-            sync.syncs.append(self.log.flush)
+            sync.later(self.log.flush)
         counters = {"iteration": self.iteration, "global_step": self.global_step,
                     "elapsed": self.log.elapsed()}
         save_training_state(checkpoint_path(self.run_dir, name), self.state, counters,

@@ -176,7 +176,7 @@ def test_a_sync_batch_renames_only_after_every_file_is_synced(tmp_path, monkeypa
     sync, flushed = SyncBatch(), []
     for path in paths:
         save(path, 2.0, sync)
-        sync.syncs.append(lambda: flushed.append(1))  # a run's logs, as Run.save adds them
+        sync.later(lambda: flushed.append(1))  # a run's logs, as Run.save adds them
     assert all(load_checkpoint(p)["params"][0] == 1.0 for p in paths)
     sync.commit()
     assert len(flushed) == 3
