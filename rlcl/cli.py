@@ -17,7 +17,7 @@ from pathlib import Path
 from rlcl.checkpoint import POPULATION, resumable_checkpoint, run_config_path
 from rlcl.config import (ALGOS, FIELDS, PER_AGENT_KEYS, Config, build_config, check_key,
                          packaged_config, parse_override, read_toml)
-from rlcl.device import Device, list_devices
+from rlcl.device import choose_device, list_devices
 from rlcl.envs import ALIASES, resolve_env
 from rlcl.errors import ConfigError
 
@@ -186,7 +186,7 @@ def parse_command(argv: list[str] | None = None) -> Command:
             return Command(None, args.resume, seeds=[], device=args.device,
                            no_progress=args.no_progress)
         cfg = resume_config(args.resume, args)
-        Device(cfg.device)  # fail on a bad device before a run folder is made
+        choose_device(cfg.device)  # fail on a bad device before a run folder is made
         return Command(cfg, args.resume)
     cfg = config_from_args(args)
     command = Command(cfg)
@@ -197,7 +197,7 @@ def parse_command(argv: list[str] | None = None) -> Command:
         command.grid = parse_grid(args.grid)
         for values in grid_points(command.grid):  # every agent's config is valid
             build_config({**cfg.to_dict(), **values})
-    Device(cfg.device)  # fail on a bad device before a run folder is made
+    choose_device(cfg.device)  # fail on a bad device before a run folder is made
     return command
 
 

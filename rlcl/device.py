@@ -48,6 +48,12 @@ from rlcl.errors import DeviceError
 # starts with `#pragma OPENCL FP_CONTRACT OFF` through common.h. The -D options that every build
 # adds (kernel_constants, TILE_COLS) are not here: they do not change any result.
 BUILD_OPTIONS: tuple[str, ...] = ("-cl-std=CL1.2",)
+# OpenCL lets a device divide and take square roots to 2.5 and 3 ulp unless this option is
+# given; NVIDIA's driver does so by default (issue 12, benchmarks/gpu.md: on an H200, 29 % of
+# float32 quotients differed from IEEE's), which breaks the kernels' bit-identity with their
+# numpy twins (tanh8, the env dynamics). Asked for wherever the device can do it (PoCL's CPU
+# devices divide correctly rounded anyway: the same bits with it or without).
+CORRECT_DIVIDE = "-cl-fp32-correctly-rounded-divide-sqrt"
 TILE_WIDTHS = (4, 8, 16)
 PARALLEL_MIN_FLOP = 8e6  # the default rule's threshold for PoCL pthread (see above)
 KERNEL_FILES = ("linear", "linear_x4", "actor_critic", "policy", "gaussian", "loss", "rollout",
@@ -140,6 +146,12 @@ def choose_device(spec: str | None = None, work: float = 0.0) -> cl.Device:
     )
 
 
+def device_build_options(dev: cl.Device) -> tuple[str, ...]:
+    """BUILD_OPTIONS, and CORRECT_DIVIDE where DEV supports it."""
+    exact = dev.single_fp_config & cl.device_fp_config.CORRECTLY_ROUNDED_DIVIDE_SQRT
+    return (*BUILD_OPTIONS, CORRECT_DIVIDE) if exact else BUILD_OPTIONS
+
+
 def preferred_tile_cols(dev: cl.Device) -> int:
     """Columns of the wide tiles (linear_tiles.h TILE_COLS) for DEV: its preferred float vector
     width, 16 (AVX-512), 8 (AVX, AVX2) or 4; GPUs report 1 and get 4, their vector lanes are
@@ -173,7 +185,8 @@ class Device:
         kernel_dir = resources.files("rlcl") / "kernels"
         defines = {**kernel_constants.defines(), "TILE_COLS": self.tile_cols}
         # -cl-kernel-arg-info only exposes argument types for _scalar_arg_dtypes.
-        options = [*BUILD_OPTIONS, "-cl-kernel-arg-info",
+        self.build_options = device_build_options(self.device)
+        options = [*self.build_options, "-cl-kernel-arg-info",
                    *(f"-D{name}={value}" for name, value in defines.items()),
                    "-I", str(kernel_dir)]
         self._programs: dict[str, cl.Program] = {}  # kernel name -> its program
@@ -183,6 +196,12 @@ class Device:
                 kernel.set_scalar_arg_dtypes(_scalar_arg_dtypes(kernel))
                 self.kernels[kernel.function_name] = kernel
                 self._programs[kernel.function_name] = program
+        # A GPU bounds each kernel's work-group by its registers, below the device's maximum
+        # (NVIDIA H200: 256 for every rlcl kernel, 1,024 for the device): the tightest bound.
+        self.max_group = min(
+            [self.device.max_work_group_size]
+            + [k.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, self.device)
+               for k in self.kernels.values()])
 
     def _build(self, name: str, source: str, options: list[str]) -> cl.Program:
         """Build one kernel file quietly; a failure raises DeviceError with its first error."""
@@ -304,7 +323,7 @@ class Device:
     def group_size(self, limit: int) -> int:
         """The largest power of two <= LIMIT that this device allows as a work-group size
         (the tree reductions in the kernels need a power of two)."""
-        n = max(1, min(int(limit), self.device.max_work_group_size))
+        n = max(1, min(int(limit), self.max_group))
         return 1 << (n.bit_length() - 1)
 
     def minibatch_group(self, rows: int) -> int:
@@ -377,7 +396,7 @@ class Device:
             "device": dev.name.strip(),
             "driver_version": dev.driver_version.strip(),
             "opencl_version": dev.version.strip(),
-            "build_options": " ".join(BUILD_OPTIONS),
+            "build_options": " ".join(self.build_options),
             "pocl": version("pocl-binary-distribution"),
             "rlcl": version("rlcl"),
             "numpy": np.__version__,

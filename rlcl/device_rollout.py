@@ -34,7 +34,7 @@ class DeviceEnvs:
         if env_id not in DEVICE_ENVS:
             raise ConfigError(f"env_backend = \"device\" runs {', '.join(DEVICE_ENVS)}; set "
                               f"env_backend = \"gymnasium\" for {env_id}")
-        limit = device.device.max_work_group_size
+        limit = device.max_group
         if num_envs > limit:
             raise ConfigError(f"env_backend = \"device\" runs at most {limit} envs on this "
                               f"device (one work-group); got num_envs = {num_envs}")

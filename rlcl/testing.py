@@ -17,8 +17,10 @@ versions) and the per-episode (global_step, return, length) sequence of a run::
   for a given seed, device, driver and versions); any difference is a drift and fails.
 * Other fingerprint: bit-identity is not promised, so a statistical check of the return curve
   runs instead, and a note says the exact check was skipped and why. The run is cut into four
-  quarters of global steps; each quarter's mean return must lie within 25% of the golden
-  quarter's mean, or within 3 standard errors of it, whichever is wider.
+  quarters of global steps; each quarter's mean return must lie within a factor of 3 of the
+  golden quarter's mean, or within 3 standard errors of it. One seed on other numerics is
+  another sample of the curve (PPO CartPole's seeds differ up to 2.7x in a quarter), so this
+  catches a run that stopped learning, not a small drift: use a population for that (below).
 * Re-record with ``RLCL_RECORD_GOLDEN=1`` (or ``record=True``). A golden file recorded with
   another fingerprint is not overwritten unless ``RLCL_RECORD_GOLDEN=force``.
 
@@ -58,7 +60,13 @@ import numpy as np
 from rlcl.config import Config, build_config
 from rlcl.errors import RlclError
 
-QUARTERS, REL_TOL, STD_ERRORS = 4, 0.25, 3.0
+# A single run on other numerics is, for the return curve, another seed. Measured (issue 12,
+# 32 seeds of the shipped CartPole configs over 20,000 steps, all 496 pairs): PPO's quarter means
+# of two seeds differ by up to 2.7x (more than 25 % in most pairs; 5 % of pairs by more than
+# 2x), A2C's by under 1.5x. So a quarter passes within a factor of RATIO of the golden one or
+# STD_ERRORS of the difference: it catches a run that stopped learning or blew up, not a small
+# drift; a population (assert_population_matches) makes the sharp cross-device check.
+QUARTERS, RATIO, STD_ERRORS = 4, 3.0, 3.0
 # Run plumbing, not part of what a golden file pins down.
 _NOT_PINNED = ("device", "runs_dir", "progress", "eval_episodes", "checkpoint_every")
 
@@ -212,10 +220,11 @@ def statistical_check(got, want, total_steps: int) -> list[str]:
     problems = []
     for q, ((g, g_se, _), (w, w_se, _)) in enumerate(
             zip(quarter_means(got, total_steps), quarter_means(want, total_steps))):
-        bound = max(REL_TOL * abs(w), STD_ERRORS * math.hypot(g_se, w_se))
-        if not abs(g - w) <= bound:
-            problems.append(f"quarter {q + 1}: mean return {g:.1f} vs golden {w:.1f} "
-                            f"(allowed +-{bound:.1f})")
+        bound = STD_ERRORS * math.hypot(g_se, w_se)
+        within_factor = g * w > 0 and 1 / RATIO <= g / w <= RATIO
+        if not (within_factor or abs(g - w) <= bound):
+            problems.append(f"quarter {q + 1}: mean return {g:.1f} vs golden {w:.1f} (allowed: "
+                            f"within a factor of {RATIO:g}, or +-{bound:.1f})")
     return problems
 
 

@@ -18,7 +18,8 @@ import pytest
 
 import rlcl
 from rlcl import kernel_constants
-from rlcl.device import BUILD_OPTIONS, KERNEL_FILES, Device, preferred_tile_cols
+from rlcl.device import (BUILD_OPTIONS, CORRECT_DIVIDE, KERNEL_FILES, Device,
+                         preferred_tile_cols)
 from rlcl.errors import DeviceError
 
 KERNEL_DIR = resources.files("rlcl") / "kernels"
@@ -27,8 +28,12 @@ KERNEL_DIR = resources.files("rlcl") / "kernels"
 def test_a_cold_build_prints_nothing(tmp_path):
     """A user's first run: no PoCL kernel cache, no pyopencl cache. PoCL's clang writes its
     warning count straight to file descriptor 2, so this needs a fresh process."""
+    # this checkout first, then whatever else the suite runs with (a GPU machine without a
+    # package index has pyopencl on PYTHONPATH: benchmarks/gpu.sh)
+    path = os.pathsep.join(filter(None, [str(Path(rlcl.__file__).parents[1]),
+                                         os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "POCL_CACHE_DIR": str(tmp_path), "PYOPENCL_NO_CACHE": "1",
-           "PYTHONPATH": str(Path(rlcl.__file__).parents[1])}
+           "PYTHONPATH": path}
     done = subprocess.run([sys.executable, "-c", "from rlcl.device import Device; Device()"],
                           env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
@@ -89,3 +94,22 @@ def test_tile_width_follows_the_preferred_vector_width(width, cols):
 def test_a_tile_width_that_no_kernel_has_is_refused():
     with pytest.raises(ValueError, match="tile_cols"):
         Device(tile_cols=5)
+
+
+def test_divides_are_correctly_rounded_wherever_the_device_can(device):
+    """Issue 12: NVIDIA's OpenCL divides to 2.5 ulp unless asked (benchmarks/gpu.md); rlcl asks
+    wherever the device reports it can, and the fingerprint says so."""
+    dev = device.device
+    can = bool(dev.single_fp_config & cl.device_fp_config.CORRECTLY_ROUNDED_DIVIDE_SQRT)
+    assert (CORRECT_DIVIDE in device.build_options) == can
+    assert device.build_options[:len(BUILD_OPTIONS)] == BUILD_OPTIONS
+    assert device.fingerprint["build_options"] == " ".join(device.build_options)
+
+
+def test_work_groups_stay_within_every_kernels_limit(device):
+    """A GPU bounds each kernel's work-group by its registers (256 on an NVIDIA H200, whose
+    device limit is 1,024): group_size never exceeds the tightest kernel's limit."""
+    limits = [k.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, device.device)
+              for k in device.kernels.values()]
+    assert device.max_group == min([device.device.max_work_group_size, *limits])
+    assert device.group_size(10 ** 6) <= device.max_group

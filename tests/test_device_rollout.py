@@ -155,7 +155,7 @@ def test_device_backend_refuses_other_envs_and_too_many_envs(device):
     with pytest.raises(ConfigError, match="runs CartPole-v1, Acrobot-v1"):
         build_config({"env_id": "LunarLander-v3", "env_backend": "device"})
     with pytest.raises(ConfigError, match="at most"):
-        DeviceEnvs(device, "CartPole-v1", device.device.max_work_group_size + 1, False, False,
+        DeviceEnvs(device, "CartPole-v1", device.max_group + 1, False, False,
                    0.99)
 
 

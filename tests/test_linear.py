@@ -62,7 +62,8 @@ def assert_close(got, want, tol, **kwargs):
 def test_kernel_tanh_is_its_float32_twin_and_within_6_ulp(device, rng):
     """common.h tanh8 through a 1 x 1 layer (weight 1, bias 0: out = tanh(x) exactly) on
     values across tanh's whole range, including |x| >= 9 and tiny x: the bits of
-    reference.tanh32, and at most 6 ulp from the true tanh; a NaN stays NaN."""
+    reference.tanh32, and at most 6 ulp from the true tanh; a NaN stays NaN (its payload is
+    the device's: IEEE leaves it open, NVIDIA's H200 gives 0x7fffffff, numpy 0x7fc00000)."""
     n = 512 if ON_OCLGRIND else 65536
     x = np.concatenate([rng.standard_normal(n // 2) * 3, rng.uniform(-12, 12, n // 4),
                         np.exp(rng.uniform(-80, 0, n // 4)) * rng.choice([-1, 1], n // 4)])
@@ -72,7 +73,7 @@ def test_kernel_tanh_is_its_float32_twin_and_within_6_ulp(device, rng):
     device.launch("linear_forward", (1, x.size), None, out, device.upload(x),
                   device.upload(params), 1, 0, x.size, 1, 1, ref.ACT_TANH)
     got = device.read(out, x.size)
-    assert np.array_equal(got.view(np.uint32), ref.tanh32(x).view(np.uint32))
+    assert np.array_equal(got[:-1].view(np.uint32), ref.tanh32(x[:-1]).view(np.uint32))
     true = np.tanh(x[:-1].astype(np.float64))
     ulp = np.spacing(np.abs(true).astype(np.float32)).astype(np.float64)
     assert np.max(np.abs(got[:-1] - true) / ulp) <= 6.0

@@ -63,8 +63,12 @@ def test_other_fingerprint_runs_the_statistical_check(tmp_path, capsys):
 def test_statistical_check_bounds():
     want = [(s, 20.0 + s / 100, 20) for s in range(10, 1001, 10)]
     assert statistical_check(want, want, 1000) == []
-    worse = [(s, r * 0.5, l) for s, r, l in want]
-    assert len(statistical_check(worse, want, 1000)) == 4
+    other_seed = [(s, r * 2.5, l) for s, r, l in want]  # within the seeds' spread (x3)
+    assert statistical_check(other_seed, want, 1000) == []
+    stuck = [(s, r * 0.3, l) for s, r, l in want]
+    assert len(statistical_check(stuck, want, 1000)) == 4
+    flipped = [(s, -r, l) for s, r, l in want]
+    assert len(statistical_check(flipped, want, 1000)) == 4
 
 
 # -- populations (issue 13) -------------------------------------------------------------------
