@@ -33,12 +33,13 @@ from bench_sb3 import ZOO, run_rlcl  # noqa: E402
 import numpy as np  # noqa: E402
 import pyopencl as cl  # noqa: E402
 
-from rlcl.device import Device, list_devices  # noqa: E402
+from rlcl.device import BUILD_OPTIONS, CORRECT_DIVIDE, Device, list_devices  # noqa: E402
 
 DEVICE_PROPERTIES = ("name", "vendor", "version", "driver_version", "max_compute_units",
                      "max_clock_frequency", "max_work_group_size", "max_work_item_sizes",
                      "local_mem_size", "global_mem_size", "preferred_vector_width_float",
-                     "native_vector_width_float", "mem_base_addr_align", "profiling_timer_resolution")
+                     "native_vector_width_float", "mem_base_addr_align",
+                     "profiling_timer_resolution")
 
 
 def info() -> None:
@@ -92,7 +93,7 @@ def float_probe(device: Device) -> None:
             for a in (x, y, z)]
     out = np.empty(5 * n, np.float32)
     dst = cl.Buffer(ctx, cl.mem_flags.WRITE_ONLY, out.nbytes)
-    for options in (["-cl-std=CL1.2"], ["-cl-std=CL1.2", "-cl-fp32-correctly-rounded-divide-sqrt"]):
+    for options in ([*BUILD_OPTIONS], [*BUILD_OPTIONS, CORRECT_DIVIDE]):
         prg = cl.Program(ctx, PROBE).build(options=options)
         prg.probe(queue, (n,), None, *bufs, dst, np.int32(n))
         cl.enqueue_copy(queue, out, dst)
