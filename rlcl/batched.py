@@ -2,8 +2,9 @@
 for every agent at once, where its big launches run the whole population.
 
 Per iteration: one ``rollout_classic_pop`` (every agent's whole rollout) and one readback of
-every agent's finished episodes; per minibatch one ``ppo_minibatch_pop`` and one
-``ppo_step_pop`` (kernels/ppo_update.cl), where each agent alone made two launches. Each
+every agent's finished episodes; on a CPU one ``ppo_update_pop`` (every agent's every
+minibatch), on a GPU per minibatch one ``ppo_minibatch_pop`` and one ``ppo_step_pop``
+(kernels/ppo_update.cl), where each agent alone made two launches a minibatch. Each
 agent keeps the rest of its iteration (GAE, the statistics, the guard, the logs) through its
 Run's phases. The buffers are the arena's (rlcl/arena.py), so the kernels find every agent's
 slice; the per-agent scalars (seed, gamma, the loss coefficients, the optimizer's step
@@ -69,7 +70,7 @@ class Batched:
         self.rollout = pop("rollout_classic_pop", rollout.buffers(envs, policy), self.hp,
                            *rollout.sizes(envs, policy), rollout.T, rollout.N, STREAM_ROLLOUT,
                            STREAM_ENV_RESET, 0, int(envs.norm_obs), int(envs.norm_reward),
-                           rollout.width, rollout.scratch, rollout.batch)
+                           rollout.width, rollout.per_item, rollout.scratch, rollout.batch)
         ro = rollout
         self.gae = pop("gae_pop", [ro.advantages, ro.returns, ro.rewards, ro.values, ro.ends,
                                    ro.trunc_values], self.hp, ro.T, ro.N)
@@ -78,16 +79,24 @@ class Batched:
             arena.whole(ro.values)[0], arena.whole(ro.returns)[0],
             device.upload(arena.strides([agent.batch_stats, ro.values, ro.returns])[1]),
             r0.cfg.batch_size, agent.scratch)
-        self.minibatch = pop("ppo_minibatch_pop", agent.minibatch_buffers(), self.hp_steps,
-                             *agent.minibatch_sizes(), 0, agent.PG_MODE, agent.fused_scratch)
         wholes, strides = arena.strides([flat.params, flat.grads])
         norms, norm_stride = arena.whole(flat.norms)
         partials, partial_stride = arena.whole(flat.partials)
-        self.step = device.prepare(
-            "ppo_step_pop", *wholes, self.velocity.whole, self.prev_update.whole, norms, partials,
-            device.upload(np.array([*strides, self.velocity.stride, self.prev_update.stride,
-                                    norm_stride, partial_stride], np.int32)),
-            self.hp_steps, flat.n, 0, agent.norm_lanes, flat.step_groups, agent.fused_scratch)
+        step_buffers = (self.velocity.whole, self.prev_update.whole, norms, partials,
+                        device.upload(np.array([*strides, self.velocity.stride,
+                                                self.prev_update.stride, norm_stride,
+                                                partial_stride], np.int32)))
+        if device.update_per_agent:  # the whole iteration's update in one launch
+            self.update = pop("ppo_update_pop", agent.minibatch_buffers(), self.hp_steps,
+                              *agent.minibatch_sizes(), agent.num_updates, agent.PG_MODE,
+                              *step_buffers, flat.n, agent.norm_lanes, flat.step_groups,
+                              agent.fused_scratch)
+        else:  # per minibatch: its two networks' groups, then the step
+            self.minibatch = pop("ppo_minibatch_pop", agent.minibatch_buffers(), self.hp_steps,
+                                 *agent.minibatch_sizes(), 0, agent.PG_MODE, agent.fused_scratch)
+            self.step = device.prepare("ppo_step_pop", *wholes, *step_buffers, self.hp_steps,
+                                       flat.n, 0, agent.norm_lanes, flat.step_groups,
+                                       agent.fused_scratch)
         self.churn = None
         if agent.churn:  # the actor on every stored state after the update, then the churn
             self.forward = pop("ac_forward_pop", [policy.hidden, policy.outputs, policy.values,
@@ -119,10 +128,10 @@ class Batched:
         scalars while the rollout runs, the episodes while the update runs, and the statistics,
         the guard and the logs while the next iteration's rollout runs (``_run_ahead``)."""
         dev, P, r0 = self.device, len(self.runs), live[0]
-        N = r0.rollout.N
         # ROLLOUT: every agent's, one launch (unless it ran ahead); its episodes, one readback
         if self.ahead != r0.iteration:
-            self.rollout.launch((N, P), (N, 1), iteration=r0.iteration)
+            self.rollout.launch((r0.rollout.items, P), (r0.rollout.items, 1),
+                                iteration=r0.iteration)
         self.ahead = None
         (ep_log,), episodes_read = dev.read_later((self.ep_log, P * self.ep_stride))
         # ADVANTAGE and UPDATE, booked (unless the last iteration did) and launched before the
@@ -265,11 +274,14 @@ class Batched:
         self.gae.launch((N, P), None)
         self.explained.launch((L, P), (L, 1))
         W = self.device.lane_items(L)
-        for u in range(r0.agent.num_updates):
-            self.minibatch.launch((2 * W, P), (W, 1), u=u)
-            # one group per agent: the agents fill the cores, and each group computes the
-            # whole gradient norm before its share of the step (ppo_update.cl)
-            self.step.launch((L, P), (L, 1), u=u)
+        if self.device.update_per_agent:
+            self.update.launch((W, P), (W, 1))
+        else:
+            for u in range(r0.agent.num_updates):
+                self.minibatch.launch((2 * W, P), (W, 1), u=u)
+                # one group per agent: the agents fill the cores, and each group computes the
+                # whole gradient norm before its share of the step (ppo_update.cl)
+                self.step.launch((L, P), (L, 1), u=u)
         if self.churn is not None:
             self.forward.launch((-(-B // 4), 1, P), None)  # the actor alone, as _rollout_outputs
             self.churn.launch((L, P), (L, 1))
@@ -299,8 +311,8 @@ class Batched:
             return
         for whole, backup, count in self.carried:
             self.device.copy(backup, whole, count)
-        N = live[0].rollout.N
-        self.rollout.launch((N, len(self.runs)), (N, 1), iteration=nxt)
+        items = live[0].rollout.items
+        self.rollout.launch((items, len(self.runs)), (items, 1), iteration=nxt)
         self.ahead = nxt
 
     def evaluate(self, live: list, episodes: int) -> list:

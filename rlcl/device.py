@@ -202,6 +202,9 @@ class Device:
             [self.device.max_work_group_size]
             + [k.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, self.device)
                for k in self.kernels.values()])
+        # a population's update as one launch an iteration, a work-group per agent
+        # (ppo_update.cl ppo_update_pop): where a group runs whole on one core, a CPU
+        self.update_per_agent = bool(self.device.type & cl.device_type.CPU)
 
     def _build(self, name: str, source: str, options: list[str]) -> cl.Program:
         """Build one kernel file quietly; a failure raises DeviceError with its first error."""
@@ -346,6 +349,16 @@ class Device:
         64 agents' ppo_minibatch_pop at M = 64 took 0.94x the time with one item as with 8,
         32 of PureJaxRL's 64x64 at M = 128 0.97x with one as with 16, alternated)."""
         return 1 if self.device.type & cl.device_type.CPU else lanes
+
+    def rollout_items(self, num_envs: int) -> tuple[int, int]:
+        """(envs per work-item, work-items) of the device rollout's work-group of NUM_ENVS envs
+        (device_rollout.cl). A CPU runs a group's items one after another on one core, and one
+        env's networks leave its add units waiting (two dependent chains): so up to
+        ROLLOUT_ITEM_ENVS envs an item, four at a time through the networks (issue 13: the
+        default x64 rollout 0.72-0.75x the time, paired). A GPU keeps one env an item."""
+        per_item = (min(num_envs, kernel_constants.ROLLOUT_ITEM_ENVS)
+                    if self.device.type & cl.device_type.CPU else 1)
+        return per_item, -(-num_envs // per_item)
 
     def launch(self, name: str, global_size, local_size, *args) -> cl.Event:
         """Enqueue kernel NAME; scalars may be plain Python numbers."""

@@ -106,6 +106,7 @@ class DeviceRollout(Rollout):
         self.ep_log_host = np.zeros((num_steps, num_envs, 2), np.float32)
         width = max(policy.obs_dim, policy.n_outputs, *policy.actor.sizes)
         self.width = width
+        self.per_item, self.items = device.rollout_items(num_envs)
         self.scratch = device.local(4 * num_envs * 2 * width)
         self.batch = device.local(4 * num_envs * max(envs.spec.obs_dim, 1))
         # the rollout_classic launch (Device.prepare) and the (envs, policy, seed) it is for
@@ -119,7 +120,7 @@ class DeviceRollout(Rollout):
         key = (id(envs), id(policy), seed)
         if self.prepared is None or self.prepared_for != key:  # 40 arguments, set once
             self.prepared, self.prepared_for = self._prepare(envs, policy, seed, iteration), key
-        self.prepared.launch((N,), (N,), iteration=iteration)
+        self.prepared.launch((self.items,), (self.items,), iteration=iteration)
         t0 = time.perf_counter()
         dev.read_into(self.ep_log_host, self.ep_log)  # the one readback
         self.readback_seconds += time.perf_counter() - t0
@@ -129,8 +130,8 @@ class DeviceRollout(Rollout):
         return self.device.prepare(
             "rollout_classic", *self.buffers(envs, policy), *self.sizes(envs, policy),
             self.T, self.N, seed & 0xFFFFFFFF, STREAM_ROLLOUT, STREAM_ENV_RESET, iteration,
-            envs.gamma, int(envs.norm_obs), int(envs.norm_reward), self.width, self.scratch,
-            self.batch)
+            envs.gamma, int(envs.norm_obs), int(envs.norm_reward), self.width, self.per_item,
+            self.scratch, self.batch)
 
     def buffers(self, envs: DeviceEnvs, policy: ActorCritic) -> list:
         """rollout_classic's buffer arguments, in order (rollout_classic_pop's too)."""

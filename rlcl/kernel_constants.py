@@ -23,6 +23,10 @@ SMOOTH_STATS = 10
 # g * STEP_CHUNK, its STEP_LANES work-items each every STEP_LANES-th of them.
 STEP_LANES, STEP_CHUNK = 8, 256
 
+# The most envs one work-item of the device rollout steps (device_rollout.cl): a CPU gives a
+# work-item this many, four at a time through the networks; a GPU gives it one.
+ROLLOUT_ITEM_ENVS = 8
+
 # How step t of env n ended, ends[t, n] of the rollout (rollout.cl gae).
 RUNNING, TERMINATED, TRUNCATED = 0, 1, 2
 
@@ -57,6 +61,7 @@ def defines() -> dict[str, int]:
         "LAYER_COLS": len(LAYER_COLUMNS),
         "AC_COLS": len(AC_COLUMNS),
         "AGENT_HP": len(AGENT_COLUMNS),
+        "ROLLOUT_ITEM_ENVS": ROLLOUT_ITEM_ENVS,
     }
     table.update({f"HP_{name.upper()}": k for k, name in enumerate(AGENT_COLUMNS)})
     # COL_W_OFF .. COL_ACT: valid in both tables, since AC_COLUMNS extends LAYER_COLUMNS.

@@ -148,6 +148,30 @@ def test_reward_scaling_follows_sb3_vecnormalize(device):
     assert stats["var"] == pytest.approx(np.var(seen), rel=1e-3)
 
 
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_envs_per_work_item_change_no_bit(device, monkeypatch, env_id):
+    """Device.rollout_items: a CPU gives a work-item several envs, four at a time through the
+    networks (forward_env4), a GPU one. One env an item, three (7 = 3 + 3 + 1: the statistics
+    merged across items) and the device's choice store the same bits, normalisation on."""
+    outcomes = []
+    for per_item in (1, 3, None):
+        if per_item:
+            monkeypatch.setattr(device, "rollout_items", lambda n, k=per_item: (k, -(-n // k)))
+        envs, policy, rollout, finished = rollout_once(device, env_id, norm_obs=True,
+                                                       norm_reward=True, hidden=(20, 7))
+        outcomes.append((read(device, rollout, policy), envs.normalization_state(), finished,
+                         rollout.items))
+        monkeypatch.undo()
+    assert [items for *_, items in outcomes[:2]] == [N, 3]
+    for got, stats, finished, _ in outcomes[1:]:
+        for name, want in outcomes[0][0].items():
+            np.testing.assert_array_equal(got[name], want, name)
+        for kind in ("obs", "return"):
+            for key, want in outcomes[0][1][kind].items():
+                np.testing.assert_array_equal(stats[kind][key], want, f"{kind} {key}")
+        assert finished == outcomes[0][2]
+
+
 def test_device_backend_refuses_other_envs_and_too_many_envs(device):
     from rlcl.config import build_config
     from rlcl.errors import ConfigError

@@ -115,11 +115,16 @@ def test_first_minibatch_recomputes_the_rollouts_log_probs(device, monkeypatch, 
     ("ppo", "CartPole-v1", {"learning_rate": [0.01, 0.05], "clip_coef": [0.1, 0.3]}),
     ("a2c", "Pendulum-v1", {"momentum": [0.0, 0.9], "gamma": [0.9, 0.99]}),
 ])
-def test_population_launches_equal_each_agent_alone(device, tmp_path, algo, env_id, grid):
-    """Every *_pop launch of rlcl/batched.py (rollout, GAE, minibatch, step, churn) for four
-    agents with different seeds and scalars, two small iterations, against each agent's own
-    launches on the same arena slices: every buffer they write, bit for bit (Oclgrind too)."""
+@pytest.mark.parametrize("per_agent", [True, False], ids=["update-launch", "minibatch-launches"])
+def test_population_launches_equal_each_agent_alone(device, tmp_path, monkeypatch, algo, env_id,
+                                                    grid, per_agent):
+    """Every *_pop launch of rlcl/batched.py (rollout, GAE, the update: ppo_update_pop, or per
+    minibatch ppo_minibatch_pop and ppo_step_pop, churn) for four agents with different seeds and
+    scalars, two small iterations, against each agent's own launches on the same arena slices:
+    every buffer they write, bit for bit (Oclgrind too)."""
     from rlcl.population import Population
+
+    monkeypatch.setattr(device, "update_per_agent", per_agent)
 
     base = build_config({**read_toml(packaged_config(algo, "CartPole")), "algo": algo,
                          "env_id": env_id, "num_envs": 3, "num_steps": 6, "hidden_sizes": [8],

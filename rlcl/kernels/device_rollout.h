@@ -105,6 +105,91 @@ inline __local float *forward_env(__global const float *params, __global const i
     return src;
 }
 
+/* forward_env for four envs at once: row r of the input at ha + r STRIDE, of each layer's
+ * output at hb + r STRIDE (the buffers ping-pong; the one holding the output rows is returned).
+ * Each output of each row is forward_env's sum over i in the same order, plus the bias, then
+ * the activation (lane-wise tanh8), so a row gets forward_env's bits; four rows give the adds
+ * four to eight independent chains where one env's matrix-vector product gave the CPU two
+ * (issue 13: forward_env was 43 % of the default rollout's samples, waiting on the adds). */
+inline __local float *forward_env4(__global const float *params, __global const int *layers,
+                                   int first, int count, int act, __local float *ha,
+                                   __local float *hb, int stride)
+{
+    __local float *src = ha, *dst = hb;
+    for (int l = first; l < first + count; l++) {
+        const int w_off = layers[l * 4], b_off = layers[l * 4 + 1];
+        const int IN = layers[l * 4 + 2], OUT = layers[l * 4 + 3];
+        const int a = (l == first + count - 1) ? ACT_IDENTITY : act;
+        __local const float *x0 = src, *x1 = x0 + stride, *x2 = x1 + stride, *x3 = x2 + stride;
+        __local float *y0 = dst, *y1 = y0 + stride, *y2 = y1 + stride, *y3 = y2 + stride;
+        int o = 0;
+        for (; o + 2 * TILE_COLS <= OUT; o += 2 * TILE_COLS) {  /* 4 rows x 2 tiles */
+            floatw a0 = (floatw)(0.0f), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0,
+                   c3 = a0;
+            for (int i = 0; i < IN; i++) {
+                __global const float *w = params + w_off + i * OUT + o;
+                const floatw w0 = LOADW(w), w1 = LOADW(w + TILE_COLS);
+                a0 += x0[i] * w0; c0 += x0[i] * w1;
+                a1 += x1[i] * w0; c1 += x1[i] * w1;
+                a2 += x2[i] * w0; c2 += x2[i] * w1;
+                a3 += x3[i] * w0; c3 += x3[i] * w1;
+            }
+            const floatw b0 = LOADW(params + b_off + o), b1 = LOADW(params + b_off + o + TILE_COLS);
+            a0 += b0; a1 += b0; a2 += b0; a3 += b0; c0 += b1; c1 += b1; c2 += b1; c3 += b1;
+            __local float *d = y0 + o;
+            STORE_RAW(a0, d); d += TILE_COLS; STORE_RAW(c0, d); d = y1 + o;
+            STORE_RAW(a1, d); d += TILE_COLS; STORE_RAW(c1, d); d = y2 + o;
+            STORE_RAW(a2, d); d += TILE_COLS; STORE_RAW(c2, d); d = y3 + o;
+            STORE_RAW(a3, d); d += TILE_COLS; STORE_RAW(c3, d);
+        }
+        for (; o + TILE_COLS <= OUT; o += TILE_COLS) {
+            floatw a0 = (floatw)(0.0f), a1 = a0, a2 = a0, a3 = a0;
+            for (int i = 0; i < IN; i++) {
+                const floatw w = LOADW(params + w_off + i * OUT + o);
+                a0 += x0[i] * w; a1 += x1[i] * w; a2 += x2[i] * w; a3 += x3[i] * w;
+            }
+            const floatw b = LOADW(params + b_off + o);
+            a0 += b; a1 += b; a2 += b; a3 += b;
+            __local float *d = y0 + o;
+            STORE_RAW(a0, d); d = y1 + o; STORE_RAW(a1, d); d = y2 + o; STORE_RAW(a2, d);
+            d = y3 + o; STORE_RAW(a3, d);
+        }
+        if (a != ACT_IDENTITY)  /* the wide tiles' activations, in place */
+            for (int k = 0; k < o; k += TILE_COLS) {
+                __local float *d = y0 + k;
+                ACTIVATE_W(d, a); d = y1 + k; ACTIVATE_W(d, a); d = y2 + k; ACTIVATE_W(d, a);
+                d = y3 + k; ACTIVATE_W(d, a);
+            }
+        for (; o + 4 <= OUT; o += 4) {
+            float4 a0 = (float4)(0.0f), a1 = a0, a2 = a0, a3 = a0;
+            for (int i = 0; i < IN; i++) {
+                const float4 w = vload4(0, params + w_off + i * OUT + o);
+                a0 += x0[i] * w; a1 += x1[i] * w; a2 += x2[i] * w; a3 += x3[i] * w;
+            }
+            const float4 b = vload4(0, params + b_off + o);
+            vstore4(activate4(a0 + b, a), 0, y0 + o); vstore4(activate4(a1 + b, a), 0, y1 + o);
+            vstore4(activate4(a2 + b, a), 0, y2 + o); vstore4(activate4(a3 + b, a), 0, y3 + o);
+        }
+        for (; o < OUT; o += 2) {  /* a narrow head: the four rows in a float4's lanes */
+            const int two = o + 1 < OUT;
+            float4 s0 = (float4)(0.0f), s1 = s0;
+            for (int i = 0; i < IN; i++) {
+                const float4 xi = (float4)(x0[i], x1[i], x2[i], x3[i]);
+                s0 += xi * params[w_off + i * OUT + o];
+                if (two) s1 += xi * params[w_off + i * OUT + o + 1];
+            }
+            const float4 v0 = activate4(s0 + params[b_off + o], a);
+            y0[o] = v0.x; y1[o] = v0.y; y2[o] = v0.z; y3[o] = v0.w;
+            if (two) {
+                const float4 v1 = activate4(s1 + params[b_off + o + 1], a);
+                y0[o + 1] = v1.x; y1[o + 1] = v1.y; y2[o + 1] = v1.z; y3[o + 1] = v1.w;
+            }
+        }
+        __local float *t = src; src = dst; dst = t;
+    }
+    return src;
+}
+
 inline void load_input(__local float *ha, __global const float *x, int D)
 {
     for (int i = 0; i < D; i++) ha[i] = x[i];
@@ -117,17 +202,13 @@ inline float value_of(__global const float *params, __global const int *layers, 
     return forward_env(params, layers, n_actor, n_critic, act, ha, hb)[0];
 }
 
-/* Sample an action for the input in ha (policy.cl policy_act, or gaussian.cl
- * policy_act_gaussian when log_std_off >= 0), write its words to ACTION and the actor's A
- * outputs (logits or means) to OUTPUTS, return its log-prob. */
-inline float sample_action(__global uint *action, __global float *outputs,
-                           __global const float *params,
-                           __global const int *layers, int n_actor, int act, int log_std_off,
-                           uint seed, uint stream, uint n, uint t, uint iteration,
-                           __local float *ha, __local float *hb)
+/* Draw an action from the actor's A outputs at OUT (policy.cl policy_act, or gaussian.cl
+ * policy_act_gaussian when log_std_off >= 0), write its words to ACTION and the outputs
+ * (logits or means) to OUTPUTS, return its log-prob. */
+inline float draw_action(__global uint *action, __global float *outputs, __local const float *out,
+                         __global const float *params, int A, int log_std_off, uint seed,
+                         uint stream, uint n, uint t, uint iteration)
 {
-    const int A = layers[(n_actor - 1) * 4 + 3];
-    __local float *out = forward_env(params, layers, 0, n_actor, act, ha, hb);
     for (int j = 0; j < A; j++) outputs[j] = out[j];
     if (log_std_off >= 0) {
         float lp = 0.0f, eps[4];
@@ -182,18 +263,22 @@ inline void merge_batch(__global float *rms, __local float *batch, int D, int N)
     barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
 }
 
-inline void merge_obs_batch(__global float *rms, __local float *batch, const float *raw, int D,
-                            int N, int live)
+/* The new raw observations RAW[k] of envs n0 + k (k < COUNT: a work-item's envs) into the
+ * batch, then the merge. All work-items. */
+inline void merge_obs_batch(__global float *rms, __local float *batch,
+                            const float raw[][CLASSIC_MAX_OBS_DIM], int D, int N, int n0,
+                            int count)
 {
-    if (live) for (int i = 0; i < D; i++) batch[get_local_id(0) * D + i] = raw[i];
+    for (int k = 0; k < count; k++)
+        for (int i = 0; i < D; i++) batch[(n0 + k) * D + i] = raw[k][i];
     merge_batch(rms, batch, D, N);
 }
 
-/* Merge one scalar per env; returns the variance after the merge. */
-inline float merge_scalar_batch(__global float *rms, __local float *batch, float v, int N,
-                                int live)
+/* Merge one scalar per env (V[k] of env n0 + k); returns the variance after the merge. */
+inline float merge_scalar_batch(__global float *rms, __local float *batch, const float *v, int N,
+                                int n0, int count)
 {
-    if (live) batch[get_local_id(0)] = v;
+    for (int k = 0; k < count; k++) batch[n0 + k] = v[k];
     merge_batch(rms, batch, 1, N);
     return rms[1];
 }

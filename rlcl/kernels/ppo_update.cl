@@ -28,7 +28,8 @@
  *                                           group, its STEP_LANES lanes in order, and the
  *                                           group's smoothness partial sums into row u
  * Launches per minibatch, not for the whole iteration: PoCL 3.0 (LLVM 14) miscompiled the
- * body inside a loop over the minibatches (zero gradients; Oclgrind ran it correctly).
+ * body inside a loop over the minibatches (zero gradients; Oclgrind ran it correctly) in
+ * work-groups of several items; ppo_update_pop (below) loops in groups of one.
  *
  * Launch: ppo_minibatch two work-groups of W work-items, W any divisor of LANES (the loss's
  *   V lanes, a power of two, loss.h: they alone fix the bits; rlcl/device.py lane_items: one
@@ -66,9 +67,9 @@ inline void ppo_minibatch_body(
     __global const float *values,
     __global const int *table, int lpn, int n_tiles, int obs_dim, int act_dim, int A,
     int log_std_off, int M, int lanes, int u, float clip_coef, int clip_vloss, float ent_coef,
-    float vf_coef, int norm_adv, int pg_mode, int inject_nan, __local float *scratch)
+    float vf_coef, int norm_adv, int pg_mode, int inject_nan, int net, __local float *scratch)
 {
-    const int lid = get_local_id(0), W = get_local_size(0), net = get_group_id(0);
+    const int lid = get_local_id(0), W = get_local_size(0);
     const int part = net ? LOSS_VALUE : LOSS_POLICY, quads = (M + 3) / 4;
     __global float *x = net ? critic_obs : mb_obs;
     for (int m = lid; m < M; m += W)
@@ -113,7 +114,8 @@ inline void ppo_step_body(
     __global float *params, __global float *grads, __global float *velocity,
     __global float *prev_update, __global float *norms, __global float *partials, int n, int u,
     float max_norm, int norm_lanes, float skip_above, float lr, float momentum, float dampening,
-    float weight_decay, int nesterov, int first, int step_groups, __local float *scratch)
+    float weight_decay, int nesterov, int first, int step_groups, int wg, int groups,
+    __local float *scratch)
 {
     const int lid = get_local_id(0), W = get_local_size(0);
     if (norm_lanes % 8 == 0)  /* uniform: the same branch for every work-item */
@@ -126,7 +128,7 @@ inline void ppo_step_body(
     if (lid == 0) tree_sum(scratch, norm_lanes);
     barrier(CLK_LOCAL_MEM_FENCE);
     const float norm = sqrt(scratch[0]);
-    const int wg = get_group_id(0), per = (step_groups + get_num_groups(0) - 1) / get_num_groups(0);
+    const int per = (step_groups + groups - 1) / groups;
     if (wg == 0 && lid == 0) norms[u] = norm;
     const bool skip = skip_step(norm, skip_above);
     for (int g = wg * per + lid; g < min(step_groups, (wg + 1) * per); g += W)
@@ -153,10 +155,13 @@ __kernel void ppo_minibatch(
                        d_outputs, d_values, d_log_std, mb_actions, mb_logp, mb_adv, mb_ret,
                        mb_val, idx, obs, actions, logp, advantages, returns, values, table, lpn,
                        n_tiles, obs_dim, act_dim, A, log_std_off, M, lanes, u, clip_coef,
-                       clip_vloss, ent_coef, vf_coef, norm_adv, pg_mode, inject_nan, scratch);
+                       clip_vloss, ent_coef, vf_coef, norm_adv, pg_mode, inject_nan,
+                       get_group_id(0), scratch);
 }
 
-__kernel void ppo_minibatch_pop(
+/* Network NET's half of update u for agent a = get_group_id(1) of a population: its slices
+ * of the buffers and its row of update u's scalars. */
+inline void agent_minibatch(
     __global float *grads, __global const float *params, __global float *stats,
     __global float *wt, __global float *hidden, __global float *mb_obs,
     __global float *critic_obs, __global float *outputs, __global float *mb_values,
@@ -167,7 +172,7 @@ __kernel void ppo_minibatch_pop(
     __global const float *advantages, __global const float *returns,
     __global const float *values, __global const int *table, __global const int *stride,
     __global const uint *hp, int lpn, int n_tiles, int obs_dim, int act_dim, int A,
-    int log_std_off, int M, int lanes, int u, int pg_mode, __local float *scratch)
+    int log_std_off, int M, int lanes, int u, int pg_mode, int net, __local float *scratch)
 {
     const int a = get_group_id(1);
     __global const uint *h = hp + (u * get_num_groups(1) + a) * AGENT_HP;  /* update u's row */
@@ -184,7 +189,27 @@ __kernel void ppo_minibatch_pop(
                        table + a * stride[24], lpn, n_tiles, obs_dim, act_dim, A, log_std_off, M,
                        lanes, u, as_float(h[HP_CLIP_COEF]), (int)h[HP_CLIP_VLOSS],
                        as_float(h[HP_ENT_COEF]), as_float(h[HP_VF_COEF]), (int)h[HP_NORM_ADV],
-                       pg_mode, (int)h[HP_INJECT_NAN], scratch);
+                       pg_mode, (int)h[HP_INJECT_NAN], net, scratch);
+}
+
+__kernel void ppo_minibatch_pop(
+    __global float *grads, __global const float *params, __global float *stats,
+    __global float *wt, __global float *hidden, __global float *mb_obs,
+    __global float *critic_obs, __global float *outputs, __global float *mb_values,
+    __global float *d_outputs, __global float *d_values, __global float *d_log_std,
+    __global uint *mb_actions, __global float *mb_logp, __global float *mb_adv,
+    __global float *mb_ret, __global float *mb_val, __global const int *idx,
+    __global const float *obs, __global const uint *actions, __global const float *logp,
+    __global const float *advantages, __global const float *returns,
+    __global const float *values, __global const int *table, __global const int *stride,
+    __global const uint *hp, int lpn, int n_tiles, int obs_dim, int act_dim, int A,
+    int log_std_off, int M, int lanes, int u, int pg_mode, __local float *scratch)
+{
+    agent_minibatch(grads, params, stats, wt, hidden, mb_obs, critic_obs, outputs, mb_values,
+                    d_outputs, d_values, d_log_std, mb_actions, mb_logp, mb_adv, mb_ret, mb_val,
+                    idx, obs, actions, logp, advantages, returns, values, table, stride, hp,
+                    lpn, n_tiles, obs_dim, act_dim, A, log_std_off, M, lanes, u, pg_mode,
+                    get_group_id(0), scratch);
 }
 
 __kernel void ppo_step(
@@ -195,14 +220,15 @@ __kernel void ppo_step(
 {
     ppo_step_body(params, grads, velocity, prev_update, norms, partials, n, u, max_norm,
                   norm_lanes, skip_above, lr, momentum, dampening, weight_decay, nesterov, first,
-                  step_groups, scratch);
+                  step_groups, get_group_id(0), get_num_groups(0), scratch);
 }
 
-__kernel void ppo_step_pop(
+/* Agent a = get_group_id(1)'s step after update u, its share for work-group WG of GROUPS. */
+inline void agent_step(
     __global float *params, __global float *grads, __global float *velocity,
     __global float *prev_update, __global float *norms, __global float *partials,
     __global const int *stride, __global const uint *hp, int n, int u, int norm_lanes,
-    int step_groups, __local float *scratch)
+    int step_groups, int wg, int groups, __local float *scratch)
 {
     const int a = get_group_id(1);
     __global const uint *h = hp + (u * get_num_groups(1) + a) * AGENT_HP;  /* update u's row */
@@ -211,5 +237,56 @@ __kernel void ppo_step_pop(
                   n, u, as_float(h[HP_MAX_NORM]), norm_lanes, as_float(h[HP_SKIP_ABOVE]),
                   as_float(h[HP_LR]), as_float(h[HP_MOMENTUM]), as_float(h[HP_DAMPENING]),
                   as_float(h[HP_WEIGHT_DECAY]), (int)h[HP_NESTEROV], (int)h[HP_FIRST],
-                  step_groups, scratch);
+                  step_groups, wg, groups, scratch);
+}
+
+__kernel void ppo_step_pop(
+    __global float *params, __global float *grads, __global float *velocity,
+    __global float *prev_update, __global float *norms, __global float *partials,
+    __global const int *stride, __global const uint *hp, int n, int u, int norm_lanes,
+    int step_groups, __local float *scratch)
+{
+    agent_step(params, grads, velocity, prev_update, norms, partials, stride, hp, n, u,
+               norm_lanes, step_groups, get_group_id(0), get_num_groups(0), scratch);
+}
+
+/* Every update of an iteration for a population on a CPU: work-group (0, a) runs agent a's
+ * minibatches u = 0 .. updates - 1 in order, each as the two launches above would (the actor's
+ * half, the critic's, then the step), so the bits are theirs. One launch in place of 2 x updates:
+ * a CPU runs a work-group whole on one core and the agents fill the cores, so the networks need
+ * not run in two groups, and each launch cost the host ~0.1 ms and the device a sync (issue 13:
+ * 64 default agents' update 0.89-0.92x the device time of the 24 launches, paired).
+ * Work-groups of one work-item (Device.lane_items on a CPU): PoCL 3.0 once miscompiled a
+ * minibatch loop holding the body's barriers in groups of several (zero gradients), while with
+ * one item the population tests match the single runs bit for bit. A GPU keeps the two launches
+ * (two groups per agent: the networks side by side). stride: the minibatch buffers'; step_stride:
+ * ppo_step_pop's (params, grads, velocity, prev_update, norms, partials). */
+__kernel void ppo_update_pop(
+    __global float *grads, __global float *params, __global float *stats,
+    __global float *wt, __global float *hidden, __global float *mb_obs,
+    __global float *critic_obs, __global float *outputs, __global float *mb_values,
+    __global float *d_outputs, __global float *d_values, __global float *d_log_std,
+    __global uint *mb_actions, __global float *mb_logp, __global float *mb_adv,
+    __global float *mb_ret, __global float *mb_val, __global const int *idx,
+    __global const float *obs, __global const uint *actions, __global const float *logp,
+    __global const float *advantages, __global const float *returns,
+    __global const float *values, __global const int *table, __global const int *stride,
+    __global const uint *hp, int lpn, int n_tiles, int obs_dim, int act_dim, int A,
+    int log_std_off, int M, int lanes, int updates, int pg_mode, __global float *velocity,
+    __global float *prev_update, __global float *norms, __global float *partials,
+    __global const int *step_stride, int n, int norm_lanes, int step_groups,
+    __local float *scratch)
+{
+    for (int u = 0; u < updates; u++) {
+        for (int net = 0; net < 2; net++)
+            agent_minibatch(grads, params, stats, wt, hidden, mb_obs, critic_obs, outputs,
+                            mb_values, d_outputs, d_values, d_log_std, mb_actions, mb_logp,
+                            mb_adv, mb_ret, mb_val, idx, obs, actions, logp, advantages, returns,
+                            values, table, stride, hp, lpn, n_tiles, obs_dim, act_dim, A,
+                            log_std_off, M, lanes, u, pg_mode, net, scratch);
+        barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
+        agent_step(params, grads, velocity, prev_update, norms, partials, step_stride, hp, n, u,
+                   norm_lanes, step_groups, 0, 1, scratch);
+        barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
+    }
 }
