@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import threading
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -84,6 +85,25 @@ class SyncBatch:
             for done in [pool.submit(os.replace, tmp, path) for tmp, path in self.renames]:
                 done.result()
         self.syncs, self.renames = [], []
+
+    def commit_in_background(self) -> None:
+        """``commit()`` in a thread, while the caller goes on; ``wait()`` joins it and raises
+        its error. The order within each write holds as in commit(): a kill before a rename
+        leaves that file's previous version."""
+        def run():
+            try:
+                self.commit()
+            except BaseException as exc:  # noqa: BLE001 -- raised again by wait()
+                self._error = exc
+
+        self._error = None
+        self._thread = threading.Thread(target=run, name="rlcl-checkpoint-commit", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def _fsync_path(path: Path) -> None:

@@ -99,8 +99,16 @@ class RunLogger:
     def flush(self) -> None:
         """Everything logged so far on disk: called before a checkpoint is written, so a kill
         after it loses nothing the resume will not redo."""
+        self.flush_buffers()
+        self.sync()
+
+    def flush_buffers(self) -> None:
+        """Everything logged so far handed to the OS; ``sync`` then makes it durable (a
+        population's checkpoint does that in the background: checkpoint.SyncBatch)."""
         self._events.flush()
         self._episodes_file.flush()
+
+    def sync(self) -> None:
         os.fsync(self._episodes_file.fileno())
 
     def progress(self, step: int, sps: float, recent_return: float | None) -> None:

@@ -17,6 +17,7 @@ do, so ``--resume POP_DIR`` after a kill continues each from its own latest chec
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import shutil
@@ -206,6 +207,8 @@ class Population:
                     for run, exc in self.batched.iterate([a.run for a in live]):
                         self._fail(self.agents[run.index], str(exc))
                 else:  # one by one; with a batched path, the agents behind (after a resume)
+                    if self.batched is not None:
+                        self.batched.settle()
                     for agent in live:
                         if self.batched is None or agent.run.iteration == behind:
                             self._iterate(agent)
@@ -215,11 +218,18 @@ class Population:
                     watch(self)
         except BaseException:
             progress.end()
+            if self.batched is not None:
+                # the checkpoint's files before the aborts close them; an error of its own
+                # would hide the one on its way out, which says more
+                with contextlib.suppress(Exception):
+                    self.batched.settle()
             for agent in running:
                 if agent.status == RUNNING:
                     agent.run.abort()
             raise
         progress.end()
+        if self.batched is not None:
+            self.batched.settle()
         if device.profile:
             print(format_profile(self.wall, sum(a.run.rollout.env_seconds for a in running),
                                  sum(a.run.rollout.readback_seconds for a in running),

@@ -176,7 +176,8 @@ class Run:
         if sync is None:
             self.log.flush()
         else:
-            sync.later(self.log.flush)
+            self.log.flush_buffers()
+            sync.later(self.log.sync)
         counters = {"iteration": self.iteration, "global_step": self.global_step,
                     "elapsed": self.log.elapsed()}
         save_training_state(checkpoint_path(self.run_dir, name), self.state, counters,

@@ -162,9 +162,18 @@ def test_bad_checkpoint_is_one_line_exit_2(tmp_path, reference_run, how, message
     assert len(lines) == 1 and lines[0].startswith("rlcl: error:") and message in lines[0]
 
 
-def test_a_sync_batch_renames_only_after_every_file_is_synced(tmp_path, monkeypatch):
+@pytest.mark.parametrize("background", [False, True], ids=["commit", "in-background"])
+def test_a_sync_batch_renames_only_after_every_file_is_synced(tmp_path, monkeypatch, background):
     """A population's checkpoint (checkpoint.SyncBatch): each save leaves the old checkpoint in
-    place until commit, which renames only once every fsync has succeeded."""
+    place until commit, which renames only once every fsync has succeeded; in the background
+    (as rlcl/batched.py commits while training goes on), wait() ends it and raises its error."""
+    def commit(sync):
+        if background:
+            sync.commit_in_background()
+            sync.wait()
+        else:
+            sync.commit()
+
     def save(path, value, sync):
         save_checkpoint(path, params=np.full(3, value, np.float32),
                         optimizer_state={"state": {}, "param_groups": []}, scheduler_state={},
@@ -178,7 +187,7 @@ def test_a_sync_batch_renames_only_after_every_file_is_synced(tmp_path, monkeypa
         save(path, 2.0, sync)
         sync.later(lambda: flushed.append(1))  # a run's logs, as Run.save adds them
     assert all(load_checkpoint(p)["params"][0] == 1.0 for p in paths)
-    sync.commit()
+    commit(sync)
     assert len(flushed) == 3
     assert all(load_checkpoint(p)["params"][0] == 2.0 for p in paths)
     assert not list(tmp_path.glob("*/.*.tmp"))
@@ -191,7 +200,7 @@ def test_a_sync_batch_renames_only_after_every_file_is_synced(tmp_path, monkeypa
 
     monkeypatch.setattr(os, "fsync", full_disk)
     with pytest.raises(OSError, match="No space"):
-        sync.commit()
+        commit(sync)
     assert all(load_checkpoint(p)["params"][0] == 2.0 for p in paths)
 
 
