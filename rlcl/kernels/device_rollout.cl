@@ -100,15 +100,21 @@ inline void rollout_classic_body(
             }
             __local float *out4 = nr == 4 ? forward_env4(params, layers, 0, n_actor, act, ha,
                                                          ha + 4 * width, width) : 0;
+            const int drawn4 = nr == 4 && log_std_off < 0 && A <= 2;  /* uniform */
+            if (drawn4)
+                draw_actions4(actions, outputs, logp, out4, width, A, seed, stream_act,
+                              n0 + b, t * N + n0 + b, (uint)t, iteration);
             for (int k = b; k < b + nr; k++) {
                 const int n = n0 + k, row = t * N + n;
                 __local float *h = scratch + n * 2 * width;
-                __local const float *out = nr == 4 ? out4 + (k - b) * width
-                                                   : forward_env(params, layers, 0, n_actor, act,
-                                                                 h, h + width);
-                logp[row] = draw_action(actions + row * words, outputs + row * A, out, params, A,
-                                        log_std_off, seed, stream_act, (uint)n, (uint)t,
-                                        iteration);
+                if (!drawn4) {
+                    __local const float *out = nr == 4 ? out4 + (k - b) * width
+                                                       : forward_env(params, layers, 0, n_actor,
+                                                                     act, h, h + width);
+                    logp[row] = draw_action(actions + row * words, outputs + row * A, out,
+                                            params, A, log_std_off, seed, stream_act, (uint)n,
+                                            (uint)t, iteration);
+                }
                 const int term = classic_step(env_id, s[k], actions[row * words], &r[k]);
                 steps[k] += 1;
                 const int trunc = !term && steps[k] >= max_steps;

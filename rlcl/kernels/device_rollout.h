@@ -229,6 +229,58 @@ inline float draw_action(__global uint *action, __global float *outputs, __local
     return out[a] - m - log_lane(s);
 }
 
+/* draw_action's categorical draw (A <= 2) for the four envs n .. n + 3 (stored rows row ..
+ * row + 3) whose actor outputs are at OUT + k STRIDE: their logits in one float8's lanes (env
+ * k's output j in lane 2 k + j; a lane past A holds its env's maximum, as exp_chunk pads), one
+ * exp for all, the sums and the inverse CDF in softmax_sum's and softmax_draw's order, and the
+ * four sums' logs in one float8. Each lane's exp and log is the one draw_action computes (a
+ * lane's result depends on its input alone: mlp.h), so the same bits, with two out-of-line
+ * calls where the four draws made twelve (issue 13: PoCL's exp and log were a sixth of the
+ * default rollout). */
+inline void draw_actions4(__global uint *actions, __global float *outputs,
+                                      __global float *logp, __local const float *out, int stride,
+                                      int A, uint seed, uint stream, int n, int row, uint t,
+                                      uint iteration)
+{
+    float m[4], e[8], s[4], ls[8];
+    for (int k = 0; k < 4; k++) {
+        __local const float *o = out + k * stride;
+        m[k] = o[0];
+        for (int j = 1; j < A; j++) if (o[j] > m[k]) m[k] = o[j];
+        for (int j = 0; j < A; j++) outputs[(row + k) * A + j] = o[j];
+    }
+    const float m0 = m[0], m1 = m[1], m2 = m[2], m3 = m[3];
+#define Z_(k, j, mk) ((j) < A ? out[(k) * stride + (j)] : (mk))
+    const float8 e8 = exp((float8)(Z_(0, 0, m0), Z_(0, 1, m0), Z_(1, 0, m1), Z_(1, 1, m1),
+                                   Z_(2, 0, m2), Z_(2, 1, m2), Z_(3, 0, m3), Z_(3, 1, m3)) -
+                          (float8)(m0, m0, m1, m1, m2, m2, m3, m3));
+#undef Z_
+    STORE8(e8, e, 0, s0, s1, s2, s3, s4, s5, s6, s7);
+    for (int k = 0; k < 4; k++) {
+        s[k] = 0.0f;
+        for (int j = 0; j < A; j++) s[k] += e[2 * k + j];
+    }
+    /* the vectors built from scalars, not from private arrays: Oclgrind 21.10's
+     * uninitialised-value checker crashed on those */
+    const float sum0 = s[0], sum1 = s[1], sum2 = s[2], sum3 = s[3];
+    const float8 l8 = log((float8)(sum0, sum1, sum2, sum3, sum0, sum1, sum2, sum3));
+    STORE8(l8, ls, 0, s0, s1, s2, s3, s4, s5, s6, s7);
+    for (int k = 0; k < 4; k++) {
+        const float threshold = philox_uniform(seed, stream, (uint)(n + k), t, iteration) * s[k];
+        float cum = 0.0f;
+        int a = A - 1;
+        for (int j = 0; j < A; j++) {
+            cum += e[2 * k + j];
+            if (threshold < cum) {
+                a = j;
+                break;
+            }
+        }
+        actions[row + k] = (uint)a;
+        logp[row + k] = out[k * stride + a] - m[k] - ls[k];
+    }
+}
+
 /* SB3 VecNormalize's observation transform with the statistics rms = [mean D, var D, count]. */
 inline float normalize_obs(float v, __global const float *rms, int i, int D)
 {

@@ -25,6 +25,9 @@
 #error "NUM_LOSS_STATS undefined: build through rlcl.device.Device (rlcl/kernel_constants.py)"
 #endif
 
+/* How many of a categorical head's outputs categorical_loss keeps per eight rows. */
+#define LOSS_KEPT 8
+
 /* Minibatch advantage mean and 1 / (std + 1e-8) (unbiased std), or (0, 1) without norm_adv,
  * over V lanes. The reductions run unconditionally: barriers stay outside any branch. */
 inline float2 advantage_norm(__global const float *advantages, int M, int norm_adv, int V,
@@ -159,23 +162,36 @@ inline void categorical_loss(__global float *dlogits, __global float *dvalues, _
                 value_rows(dvalues, values, returns, old_values, b, M, clip_coef, clip_vloss,
                            vf_coef, live, &st);
             if (part == LOSS_VALUE) continue;
+            /* the first LOSS_KEPT logits and probabilities are kept, not gathered and exp'd
+             * again (the same values, so the same bits; issue 13: the loss was a fifth of the
+             * fused update, its exps most of it) */
+            float8 zk[LOSS_KEPT], pk[LOSS_KEPT];
             float8 m = rows8(logits, b, M, A, 0);
-            for (int j = 1; j < A; j++) m = fmax(m, rows8(logits, b, M, A, j));
+            zk[0] = m;
+            for (int j = 1; j < A; j++) {
+                const float8 z = rows8(logits, b, M, A, j);
+                if (j < LOSS_KEPT) zk[j] = z;
+                m = fmax(m, z);
+            }
+#define LOGIT_(j) ((j) < LOSS_KEPT ? zk[j] : rows8(logits, b, M, A, j))
             float8 s = (float8)(0.0f);
-            for (int j = 0; j < A; j++) s += exp(rows8(logits, b, M, A, j) - m);
+            for (int j = 0; j < A; j++) s += exp(LOGIT_(j) - m);
             const float8 log_s = log(s);
             const int8 a = rows8_int(actions, b, M);
             float8 H = (float8)(0.0f), z_a = H;
             for (int j = 0; j < A; j++) {
-                const float8 z = rows8(logits, b, M, A, j), lpj = z - m - log_s;
-                H -= exp(lpj) * lpj;
+                const float8 z = LOGIT_(j), lpj = z - m - log_s, pj = exp(lpj);
+                if (j < LOSS_KEPT) pk[j] = pj;
+                H -= pj * lpj;
                 z_a = select(z_a, z, a == j);
             }
             const float8 adv = (rows8(advantages, b, M, 1, 0) - norm.x) * norm.y;
             const float8 g_lp = policy_term(adv, z_a - m - log_s, rows8(old_logp, b, M, 1, 0),
                                             clip_coef, pg_mode, live, &st);
             for (int j = 0; j < A; j++) {
-                const float8 lpj = rows8(logits, b, M, A, j) - m - log_s, pj = exp(lpj);
+                const float8 lpj = LOGIT_(j) - m - log_s;
+                const float8 pj = j < LOSS_KEPT ? pk[j] : exp(lpj);
+#undef LOGIT_
                 const float8 onehot = select((float8)(0.0f), (float8)(1.0f), a == j);
                 const float8 d = (g_lp * (onehot - pj) + ent_coef * pj * (lpj + H)) / M;
                 store_rows8(dlogits, d, b, M, A, j);
