@@ -62,13 +62,20 @@ class SyncBatch:
     its order: its own files (the run's logs, the checkpoint's temporary file) on disk before
     the rename makes it the checkpoint. A population checkpoints all its agents in one batch:
     one after another, 64 agents' 192 fsyncs and 64 renames made a checkpoint ~200 ms, ~10 %
-    of a default x64 training; batched, it takes ~100 ms, mostly np.savez (issue 13)."""
+    of a default x64 training; batched, ~100 ms, mostly np.savez (issue 13). So the
+    temporary files are written at commit too (``write_later``, from data taken and serialised
+    at the save), and a population commits in the background while it trains on."""
 
     THREADS = 16
 
     def __init__(self):
+        self.writes: list = []  # callables, each writing a temporary file
         self.syncs: list = []  # callables, each making its files durable
         self.renames: list[tuple[Path, Path]] = []  # (temporary file, its final path)
+
+    def write_later(self, write) -> None:
+        """Call WRITE (it writes a temporary file from data already taken) at commit, first."""
+        self.writes.append(write)
 
     def later(self, sync) -> None:
         """Call SYNC (it makes some files durable) at commit, before any rename."""
@@ -79,12 +86,14 @@ class SyncBatch:
         self.renames.append((tmp, path))
 
     def commit(self) -> None:
+        for write in self.writes:
+            write()
         with ThreadPoolExecutor(self.THREADS) as pool:
             for done in [pool.submit(sync) for sync in self.syncs]:
                 done.result()  # an error (a full disk) is raised here, before any rename
             for done in [pool.submit(os.replace, tmp, path) for tmp, path in self.renames]:
                 done.result()
-        self.syncs, self.renames = [], []
+        self.writes, self.syncs, self.renames = [], [], []
 
     def commit_in_background(self) -> None:
         """``commit()`` in a thread, while the caller goes on; ``wait()`` joins it and raises
@@ -148,7 +157,8 @@ def trained_checkpoint(run_dir: Path) -> Path:
 def save_checkpoint(path: Path, *, params: np.ndarray, optimizer_state: dict,
                     scheduler_state: dict, meta: dict, extra: dict | None = None,
                     sync: SyncBatch | None = None) -> None:
-    """Atomically write PATH (its fsync and rename left to SYNC's commit, if given). Optimizer
+    """Atomically write PATH (with SYNC, its writing, fsync and rename left to SYNC's commit:
+    the caller must not change the arrays meanwhile; the rest is serialised now). Optimizer
     buffers (numpy arrays) are stored as arrays, the rest of its state and META as JSON; EXTRA
     holds further named arrays (a resumable checkpoint's next observation and pickled vector
     env)."""
@@ -166,11 +176,16 @@ def save_checkpoint(path: Path, *, params: np.ndarray, optimizer_state: dict,
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    if sync is not None:
+
+    def write():
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    if sync is not None:  # the arrays are taken (the header serialised): written at commit
+        sync.write_later(write)
         sync.defer(tmp, path)
         return
+    write()
     _fsync_path(tmp)
     os.replace(tmp, path)
 
