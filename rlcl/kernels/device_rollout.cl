@@ -33,6 +33,9 @@
  * Reference: rlcl/reference_envs.py (envs), rlcl/reference.py policy_act (network, sampling).
  */
 #include "device_rollout.h"
+#ifndef ROLLOUT_ITEM_ENVS
+#error "ROLLOUT_ITEM_ENVS undefined: build through rlcl.device.Device (rlcl/kernel_constants.py)"
+#endif
 
 inline void rollout_classic_body(
     __global float *obs, __global uint *actions, __global float *outputs, __global float *logp,
