@@ -159,20 +159,31 @@ __kernel void ppo_minibatch(
                        get_group_id(0), scratch);
 }
 
+/* A population's minibatch buffers and sizes: the parameters of agent_minibatch,
+ * ppo_minibatch_pop and ppo_update_pop (params written: ppo_update_pop steps them), and the
+ * arguments that pass them on. */
+#define POP_MINIBATCH_PARAMS                                                                   \
+    __global float *grads, __global float *params, __global float *stats, __global float *wt, \
+    __global float *hidden, __global float *mb_obs, __global float *critic_obs,              \
+    __global float *outputs, __global float *mb_values, __global float *d_outputs,           \
+    __global float *d_values, __global float *d_log_std, __global uint *mb_actions,          \
+    __global float *mb_logp, __global float *mb_adv, __global float *mb_ret,                 \
+    __global float *mb_val, __global const int *idx, __global const float *obs,             \
+    __global const uint *actions, __global const float *logp,                               \
+    __global const float *advantages, __global const float *returns,                        \
+    __global const float *values, __global const int *table, __global const int *stride,    \
+    __global const uint *hp, int lpn, int n_tiles, int obs_dim, int act_dim, int A,         \
+    int log_std_off, int M, int lanes
+#define POP_MINIBATCH_ARGS                                                                     \
+    grads, params, stats, wt, hidden, mb_obs, critic_obs, outputs, mb_values, d_outputs,     \
+    d_values, d_log_std, mb_actions, mb_logp, mb_adv, mb_ret, mb_val, idx, obs, actions,     \
+    logp, advantages, returns, values, table, stride, hp, lpn, n_tiles, obs_dim, act_dim, A, \
+    log_std_off, M, lanes
+
 /* Network NET's half of update u for agent a = get_group_id(1) of a population: its slices
  * of the buffers and its row of update u's scalars. */
-inline void agent_minibatch(
-    __global float *grads, __global const float *params, __global float *stats,
-    __global float *wt, __global float *hidden, __global float *mb_obs,
-    __global float *critic_obs, __global float *outputs, __global float *mb_values,
-    __global float *d_outputs, __global float *d_values, __global float *d_log_std,
-    __global uint *mb_actions, __global float *mb_logp, __global float *mb_adv,
-    __global float *mb_ret, __global float *mb_val, __global const int *idx,
-    __global const float *obs, __global const uint *actions, __global const float *logp,
-    __global const float *advantages, __global const float *returns,
-    __global const float *values, __global const int *table, __global const int *stride,
-    __global const uint *hp, int lpn, int n_tiles, int obs_dim, int act_dim, int A,
-    int log_std_off, int M, int lanes, int u, int pg_mode, int net, __local float *scratch)
+inline void agent_minibatch(POP_MINIBATCH_PARAMS, int u, int pg_mode, int net,
+                            __local float *scratch)
 {
     const int a = get_group_id(1);
     __global const uint *h = hp + (u * get_num_groups(1) + a) * AGENT_HP;  /* update u's row */
@@ -192,24 +203,9 @@ inline void agent_minibatch(
                        pg_mode, (int)h[HP_INJECT_NAN], net, scratch);
 }
 
-__kernel void ppo_minibatch_pop(
-    __global float *grads, __global const float *params, __global float *stats,
-    __global float *wt, __global float *hidden, __global float *mb_obs,
-    __global float *critic_obs, __global float *outputs, __global float *mb_values,
-    __global float *d_outputs, __global float *d_values, __global float *d_log_std,
-    __global uint *mb_actions, __global float *mb_logp, __global float *mb_adv,
-    __global float *mb_ret, __global float *mb_val, __global const int *idx,
-    __global const float *obs, __global const uint *actions, __global const float *logp,
-    __global const float *advantages, __global const float *returns,
-    __global const float *values, __global const int *table, __global const int *stride,
-    __global const uint *hp, int lpn, int n_tiles, int obs_dim, int act_dim, int A,
-    int log_std_off, int M, int lanes, int u, int pg_mode, __local float *scratch)
+__kernel void ppo_minibatch_pop(POP_MINIBATCH_PARAMS, int u, int pg_mode, __local float *scratch)
 {
-    agent_minibatch(grads, params, stats, wt, hidden, mb_obs, critic_obs, outputs, mb_values,
-                    d_outputs, d_values, d_log_std, mb_actions, mb_logp, mb_adv, mb_ret, mb_val,
-                    idx, obs, actions, logp, advantages, returns, values, table, stride, hp,
-                    lpn, n_tiles, obs_dim, act_dim, A, log_std_off, M, lanes, u, pg_mode,
-                    get_group_id(0), scratch);
+    agent_minibatch(POP_MINIBATCH_ARGS, u, pg_mode, get_group_id(0), scratch);
 }
 
 __kernel void ppo_step(
@@ -223,12 +219,15 @@ __kernel void ppo_step(
                   step_groups, get_group_id(0), get_num_groups(0), scratch);
 }
 
+/* ppo_step_pop's buffers and sizes, as agent_step takes them. */
+#define POP_STEP_PARAMS                                                                        \
+    __global float *params, __global float *grads, __global float *velocity,                \
+    __global float *prev_update, __global float *norms, __global float *partials,           \
+    __global const int *stride, __global const uint *hp, int n, int u, int norm_lanes,      \
+    int step_groups
+
 /* Agent a = get_group_id(1)'s step after update u, its share for work-group WG of GROUPS. */
-inline void agent_step(
-    __global float *params, __global float *grads, __global float *velocity,
-    __global float *prev_update, __global float *norms, __global float *partials,
-    __global const int *stride, __global const uint *hp, int n, int u, int norm_lanes,
-    int step_groups, int wg, int groups, __local float *scratch)
+inline void agent_step(POP_STEP_PARAMS, int wg, int groups, __local float *scratch)
 {
     const int a = get_group_id(1);
     __global const uint *h = hp + (u * get_num_groups(1) + a) * AGENT_HP;  /* update u's row */
@@ -240,11 +239,7 @@ inline void agent_step(
                   step_groups, wg, groups, scratch);
 }
 
-__kernel void ppo_step_pop(
-    __global float *params, __global float *grads, __global float *velocity,
-    __global float *prev_update, __global float *norms, __global float *partials,
-    __global const int *stride, __global const uint *hp, int n, int u, int norm_lanes,
-    int step_groups, __local float *scratch)
+__kernel void ppo_step_pop(POP_STEP_PARAMS, __local float *scratch)
 {
     agent_step(params, grads, velocity, prev_update, norms, partials, stride, hp, n, u,
                norm_lanes, step_groups, get_group_id(0), get_num_groups(0), scratch);
@@ -262,28 +257,14 @@ __kernel void ppo_step_pop(
  * (two groups per agent: the networks side by side). stride: the minibatch buffers'; step_stride:
  * ppo_step_pop's (params, grads, velocity, prev_update, norms, partials). */
 __kernel void ppo_update_pop(
-    __global float *grads, __global float *params, __global float *stats,
-    __global float *wt, __global float *hidden, __global float *mb_obs,
-    __global float *critic_obs, __global float *outputs, __global float *mb_values,
-    __global float *d_outputs, __global float *d_values, __global float *d_log_std,
-    __global uint *mb_actions, __global float *mb_logp, __global float *mb_adv,
-    __global float *mb_ret, __global float *mb_val, __global const int *idx,
-    __global const float *obs, __global const uint *actions, __global const float *logp,
-    __global const float *advantages, __global const float *returns,
-    __global const float *values, __global const int *table, __global const int *stride,
-    __global const uint *hp, int lpn, int n_tiles, int obs_dim, int act_dim, int A,
-    int log_std_off, int M, int lanes, int updates, int pg_mode, __global float *velocity,
+    POP_MINIBATCH_PARAMS, int updates, int pg_mode, __global float *velocity,
     __global float *prev_update, __global float *norms, __global float *partials,
     __global const int *step_stride, int n, int norm_lanes, int step_groups,
     __local float *scratch)
 {
     for (int u = 0; u < updates; u++) {
         for (int net = 0; net < 2; net++)
-            agent_minibatch(grads, params, stats, wt, hidden, mb_obs, critic_obs, outputs,
-                            mb_values, d_outputs, d_values, d_log_std, mb_actions, mb_logp,
-                            mb_adv, mb_ret, mb_val, idx, obs, actions, logp, advantages, returns,
-                            values, table, stride, hp, lpn, n_tiles, obs_dim, act_dim, A,
-                            log_std_off, M, lanes, u, pg_mode, net, scratch);
+            agent_minibatch(POP_MINIBATCH_ARGS, u, pg_mode, net, scratch);
         barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
         agent_step(params, grads, velocity, prev_update, norms, partials, step_stride, hp, n, u,
                    norm_lanes, step_groups, 0, 1, scratch);
