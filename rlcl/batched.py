@@ -191,9 +191,9 @@ class Batched:
         an agent, each a round trip to PoCL pthread's workers, made a checkpoint of 64 agents
         cost ~60 ms. Their files are written, fsynced and renamed together
         (checkpoint.SyncBatch), in the background while training goes on: ~90 ms of np.savez
-        and ~55 ms of waiting on the disk per checkpoint of 64 agents, the device idle
-        meanwhile, before. The next checkpoint, a failure or the end of the training waits for
-        them first (``settle``)."""
+        and ~55 ms of waiting on the disk per checkpoint of 64 agents, which the device used
+        to sit idle through. The next checkpoint, a failure or the end of the training waits
+        for them first (``settle``)."""
         if not due:
             return
         self.settle()  # the next checkpoint reuses the temporary files' names
