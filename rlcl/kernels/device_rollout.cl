@@ -25,7 +25,7 @@
  *   env_state [N][CLASSIC_STATE_DIM], env_int [N][2] (steps, episodes), ep_acc [N][2]
  *   (return, length), obs_rms [2 D + 1], ret_rms [3], ret_acc [N].
  * Launch: ONE work-group of ceil(N / per_item) work-items, each stepping per_item envs (the
- *   last fewer), four at a time through the networks (device_rollout.h forward_env4; a rest of
+ *   last fewer), four at a time through the networks (env_forward.h forward_env4; a rest of
  *   one to three one by one): rlcl/device.py rollout_items gives a CPU's items up to
  *   ROLLOUT_ITEM_ENVS envs and a GPU's one. The bits do not depend on it.
  *   scratch: N * 2 * width floats (width: the widest layer; env n owns 2 width from
