@@ -202,9 +202,11 @@ class Device:
             [self.device.max_work_group_size]
             + [k.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, self.device)
                for k in self.kernels.values()])
+        # a CPU runs a work-group's items as loops on one core: the work shapes below follow
+        self.is_cpu = bool(self.device.type & cl.device_type.CPU)
         # a population's update as one launch an iteration, a work-group per agent
         # (ppo_update.cl ppo_update_pop): where a group runs whole on one core, a CPU
-        self.update_per_agent = bool(self.device.type & cl.device_type.CPU)
+        self.update_per_agent = self.is_cpu
 
     def _build(self, name: str, source: str, options: list[str]) -> cl.Program:
         """Build one kernel file quietly; a failure raises DeviceError with its first error."""
@@ -339,8 +341,7 @@ class Device:
         Measured on PoCL (2-core EPYC, issue 13): 64 agents' fused update at M = 64 took 0.66x
         the time with 8 items as with 64; 32 of PureJaxRL's 64x64 at M = 128, 0.92x with 16 as
         with 128."""
-        cpu = bool(self.device.type & cl.device_type.CPU)
-        return self.group_size(min(256, max(1, rows // 8) if cpu else rows))
+        return self.group_size(min(256, max(1, rows // 8) if self.is_cpu else rows))
 
     def lane_items(self, lanes: int) -> int:
         """Work-items per work-group of the fused update (ppo_update.cl ppo_minibatch), whose
@@ -348,7 +349,7 @@ class Device:
         one on a CPU, where PoCL runs a group's items as loops between barriers (issue 13:
         64 agents' ppo_minibatch_pop at M = 64 took 0.94x the time with one item as with 8,
         32 of PureJaxRL's 64x64 at M = 128 0.97x with one as with 16, alternated)."""
-        return 1 if self.device.type & cl.device_type.CPU else lanes
+        return 1 if self.is_cpu else lanes
 
     def rollout_items(self, num_envs: int) -> tuple[int, int]:
         """(envs per work-item, work-items) of the device rollout's work-group of NUM_ENVS envs
@@ -356,8 +357,7 @@ class Device:
         env's networks leave its add units waiting (two dependent chains): so up to
         ROLLOUT_ITEM_ENVS envs an item, four at a time through the networks (issue 13: the
         default x64 rollout 0.72-0.75x the time, paired). A GPU keeps one env an item."""
-        per_item = (min(num_envs, kernel_constants.ROLLOUT_ITEM_ENVS)
-                    if self.device.type & cl.device_type.CPU else 1)
+        per_item = min(num_envs, kernel_constants.ROLLOUT_ITEM_ENVS) if self.is_cpu else 1
         return per_item, -(-num_envs // per_item)
 
     def launch(self, name: str, global_size, local_size, *args) -> cl.Event:
