@@ -8,6 +8,7 @@ renamed over the target, so a crash never leaves a half-written file where a res
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -178,8 +179,13 @@ def save_checkpoint(path: Path, *, params: np.ndarray, optimizer_state: dict,
     tmp = path.with_name(f".{path.name}.tmp")
 
     def write():
+        # serialised in memory, then one write: np.savez on the file itself seeks back to
+        # patch each member's header, ~0.8 ms a checkpoint against ~0.6 (a population
+        # writes one per agent)
+        zipped = io.BytesIO()
+        np.savez(zipped, **arrays)
         with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+            fh.write(zipped.getbuffer())
 
     if sync is not None:  # the arrays are taken (the header serialised): written at commit
         sync.write_later(write)

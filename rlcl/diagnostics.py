@@ -74,12 +74,15 @@ def _means(values: np.ndarray, defined: np.ndarray) -> list[float | None]:
     in the same order: tests/test_diagnostics.py), so an agent's figure has the same bits in a
     population as alone; other rows sum the chosen values."""
     count = values.shape[1]
-    totals = values.sum(axis=1)
-    full = defined.all(axis=1)
+    # the full rows' means in one division (the same float64 division per element as a
+    # scalar one), and Python floats from one tolist: numpy scalars per agent were a tenth
+    # of a population's summary
+    means = (values.sum(axis=1) / max(count, 1)).tolist()
+    full = defined.all(axis=1).tolist() if count else [False] * len(values)
     out = []
-    for a in range(len(values)):
-        if count and full[a]:
-            out.append(float(totals[a] / count))
+    for a, whole in enumerate(full):
+        if whole:
+            out.append(means[a])
         else:
             chosen = values[a][defined[a]]
             out.append(float(chosen.sum() / chosen.size) if chosen.size else None)
@@ -113,13 +116,15 @@ def smoothness_many(sums: np.ndarray, n_params: int, momenta: list,
     with np.errstate(all="ignore"):  # a diverged run has inf and NaN sums: they show as such
         outs = [{"param_norm": float(x), "nonfinite_params": float(y)}
                 for x, y in zip(np.sqrt(s[:, -1, 8]), s[:, -1, 9])]
-        partial = [] if taken is None else np.flatnonzero(~np.asarray(taken, bool).all(axis=1))
+        partial = ([] if taken is None else
+                   np.flatnonzero(~np.asarray(taken, bool).all(axis=1)).tolist())
         for a in partial:
             rows = s[a][np.asarray(taken[a], bool)]
             outs[a].update(_figures(rows[None], n_params, [momenta[a]])[0])
-        whole = np.setdiff1d(np.arange(len(s)), partial)
-        if whole.size:
-            figures = _figures(s[whole], n_params, [momenta[a] for a in whole])
+        whole = [a for a in range(len(s)) if a not in partial] if partial else range(len(s))
+        if whole:
+            figures = _figures(s if not partial else s[whole], n_params,
+                               [momenta[a] for a in whole])
             for a, figs in zip(whole, figures):
                 outs[a].update(figs)
     return outs
@@ -305,15 +310,29 @@ def iteration_scalars(algo: str, stats: dict, lr: float, fps: float,
                       means: tuple[float, float] | None) -> dict:
     """Every scalar logged at the end of an iteration, keyed by tag. MEANS: EpisodeWindow.means
     of the training episodes so far."""
-    out = {tag: stats[key] for key, tag in ITERATION_TAGS[algo] if key in stats}
-    out[ENTROPY_LOSS] = -stats["entropy"]  # SB3 logs the entropy loss, i.e. -H
-    out[LEARNING_RATE] = lr
-    out[FPS] = fps
+    # which of the tags STATS has, looked up once per set of keys (a run sees a handful):
+    # filtering ~35 tags in Python per iteration was a fifth of a population agent's logging
+    keys = (algo, *stats)
+    tags, picked = _PICKS.get(keys) or _pick(keys, algo, stats)
+    out = dict(zip(tags, map(float, map(stats.__getitem__, picked))))
+    out[ENTROPY_LOSS] = float(-stats["entropy"])  # SB3 logs the entropy loss, i.e. -H
+    out[LEARNING_RATE] = float(lr)
+    out[FPS] = float(fps)
     if means is not None:
-        out[EP_REW_MEAN], out[EP_LEN_MEAN] = means
+        out[EP_REW_MEAN], out[EP_LEN_MEAN] = float(means[0]), float(means[1])
     # explained variance is undefined (NaN) for constant returns: skip it rather than log NaN
-    return {tag: float(v) for tag, v in out.items()
-            if not (tag == EXPLAINED_VARIANCE and math.isnan(v))}
+    if math.isnan(out.get(EXPLAINED_VARIANCE, 0.0)):
+        del out[EXPLAINED_VARIANCE]
+    return out
+
+
+_PICKS: dict[tuple, tuple[list, list]] = {}  # (algo, *stats keys) -> (tags, their stats keys)
+
+
+def _pick(keys: tuple, algo: str, stats: dict) -> tuple[list, list]:
+    present = [(tag, key) for key, tag in ITERATION_TAGS[algo] if key in stats]
+    _PICKS[keys] = [tag for tag, _ in present], [key for _, key in present]
+    return _PICKS[keys]
 
 
 # Where a divergence signal counts as crossed, for `python -m rlcl.diagnose` (tag: (op, level)).

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from rlcl.checkpoint import FORMAT_VERSION, SyncBatch, load_checkpoint, save_checkpoint
-from rlcl.logger import read_scalars
+from rlcl.logger import RunLogger, read_scalars
 
 from helpers import episodes, run_cli, start_cli
 
@@ -202,6 +202,25 @@ def test_a_sync_batch_renames_only_after_every_file_is_synced(tmp_path, monkeypa
     with pytest.raises(OSError, match="No space"):
         commit(sync)
     assert all(load_checkpoint(p)["params"][0] == 2.0 for p in paths)
+
+
+def test_logs_reach_the_os_at_flush_buffers_and_the_disk_at_sync(tmp_path, monkeypatch):
+    """A population's save hands each run's logs to the OS in the training thread and leaves
+    their fsyncs to its background commit (Run.save, checkpoint.SyncBatch): flush_buffers makes
+    the events and episodes readable without an fsync; sync fsyncs both files."""
+    log = RunLogger(tmp_path, {"lr": 0.1}, 100, progress=False)
+    synced = []
+    monkeypatch.setattr(os, "fsync", synced.append)
+    log.scalars({"train/loss": 1.5}, 8)
+    log.episode(8, 21.0, 21)
+    log.flush_buffers()
+    assert not synced
+    assert read_scalars(tmp_path)["train/loss"] == [(8, 1.5)]
+    assert (tmp_path / "episodes.csv").read_text().splitlines()[1].startswith("8,")
+    log.sync()
+    assert len(set(synced)) == 2
+    monkeypatch.undo()
+    log.close()
 
 
 def test_resume_needs_a_run_folder(tmp_path):

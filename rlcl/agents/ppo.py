@@ -98,7 +98,8 @@ class PPO:
         agent's columns of the agent table (kernel_constants.AGENT_COLUMNS) common to the
         updates, and per update its ``inject_nan`` and ``first``."""
         cfg = self.cfg
-        injects = [int(self.total_updates + u in self.inject_at) for u in range(updates)]
+        injects = ([int(self.total_updates + u in self.inject_at) for u in range(updates)]
+                   if self.inject_at else [0] * updates)
         self.total_updates += updates
         _, _, max_norm, skip_above, lr, momentum, dampening, weight_decay, nesterov, firsts = \
             self.optimizer.fused_steps(self.policy.flat, cfg.max_grad_norm, range(updates))
