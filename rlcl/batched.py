@@ -115,6 +115,10 @@ class Batched:
         for buffer in envs.buffers.values():
             whole, stride = arena.whole(buffer)
             self.carried.append((whole, device.empty(P * stride), P * stride))
+        self.batch_stats, self.batch_stride = arena.whole(agent.batch_stats)
+        # (agent index, its iteration stats) whose churn runs behind the rollout ahead and is
+        # read back with the next episodes (_resolve_churn)
+        self.churn_behind: list = []
         self.ahead: int | None = None  # the iteration whose rollout was launched ahead
         self.booked: tuple | None = None  # (iteration, agents) whose update is booked ahead
         self.committing = None  # the last checkpoint's SyncBatch while it commits (_save)
@@ -135,13 +139,21 @@ class Batched:
             self.rollout.launch((r0.rollout.items, P), (r0.rollout.items, 1),
                                 iteration=r0.iteration)
         self.ahead = None
-        (ep_log,), episodes_read = dev.read_later((self.ep_log, P * self.ep_stride))
+        (ep_log, *churns), episodes_read = dev.read_later(
+            (self.ep_log, P * self.ep_stride),
+            *([(self.batch_stats, P * self.batch_stride)] if self.churn_behind else []))
         # ADVANTAGE and UPDATE, booked (unless the last iteration did) and launched before the
         # episodes are back; the last iteration's scalars logged while the device runs them
         if self.booked != self._booking(live, r0.iteration):
             self._book_update(live)
         self.booked = None
         self._launch_update(live)
+        ahead = self._may_run_ahead(live)
+        if not ahead:
+            self._launch_churn()
+        if churns:  # the last iteration's churn, behind its rollout ahead, before its log
+            episodes_read.wait()
+            self._resolve_churn(churns[0])
         for run in live:
             run.write_log()
         t0 = time.perf_counter()
@@ -155,13 +167,16 @@ class Batched:
                                                for (whole, stride), _ in wholes))
         # (on PoCL pthread these enqueues return only once the update is done, measured: the
         # rollout ahead follows it at once)
-        self._run_ahead(live)
+        if ahead:
+            self._run_ahead(live)
         summary_read.wait()
         self.keep.clear()  # every copy before the reads is done
         rows = [run.index for run in live]
         summaries = summarise([run.agent for run in live], updates,
                               *(read.reshape(P, stride)[rows, :count]
                                 for read, ((_, stride), count) in zip(reads, wholes)))
+        if ahead and self.churn is not None:  # their churn figures come with the next episodes
+            self.churn_behind = list(zip(rows, summaries))
         failed, rollbacks, due = [], [run.guard.rollbacks for run in live], []
         for run in live:  # the guards' snapshot copies made together, after every guard
             run.guard.copy_later = True
@@ -211,6 +226,9 @@ class Batched:
 
     def settle(self) -> None:
         """Wait for the last checkpoint's fsyncs and renames, and raise their error."""
+        if self.churn_behind:  # the logs are about to be read or written outside iterate
+            self._resolve_churn(self.device.read(self.batch_stats,
+                                                 len(self.runs) * self.batch_stride))
         if self.committing is not None:
             committing, self.committing = self.committing, None
             committing.wait()
@@ -264,8 +282,6 @@ class Batched:
             run.begin_update(launch=False)
             order = run.agent.minibatch_order(run.rng)
             orders[run.index, :order.size] = order
-        self.keep.append(orders)
-        dev.write(self.indices, orders)
         # a row per (update, agent); an agent that is not live keeps zeros (its slices are
         # computed and ignored: ``iterate``)
         updates = live[0].agent.num_updates
@@ -279,14 +295,19 @@ class Batched:
         words[:, slots] = agent_words(rows)
         words[:, slots, AGENT_COLUMNS.index("inject_nan")] = np.array(injects).T
         words[:, slots, AGENT_COLUMNS.index("first")] = np.array(firsts).T
-        self.keep.append(words)
+        # both writes last: on PoCL pthread a write returns only once the launches before it
+        # (the rollout) are done, and the device waits for the update from then on
+        # (x64: 1.65 ms of idle device an iteration with the orders written first)
+        self.keep += [orders, words]
+        dev.write(self.indices, orders)
         dev.write(self.hp_steps, words)
 
     def _launch_update(self, live: list) -> None:
-        """The booked update's launches: GAE, the explained variance, per minibatch
-        ppo_minibatch_pop and ppo_step_pop for every agent, and the churn's."""
+        """The booked update's launches: GAE, the explained variance, then on a CPU
+        ppo_update_pop, else per minibatch ppo_minibatch_pop and ppo_step_pop, for every
+        agent."""
         P, L, r0 = len(self.runs), self.L, live[0]
-        N, B = r0.rollout.N, r0.cfg.batch_size
+        N = r0.rollout.N
         self.gae.launch((N, P), None)
         self.explained.launch((L, P), (L, 1))
         W = self.device.lane_items(L)
@@ -298,9 +319,6 @@ class Batched:
                 # one group per agent: the agents fill the cores, and each group computes the
                 # whole gradient norm before its share of the step (ppo_update.cl)
                 self.step.launch((L, P), (L, 1), u=u)
-        if self.churn is not None:
-            self.forward.launch((-(-B // 4), 1, P), None)  # the actor alone, as _rollout_outputs
-            self.churn.launch((L, P), (L, 1))
 
     def _book_episodes(self, live: list, ep_log: np.ndarray, seconds: float) -> None:
         """The rollout's finished episodes into each agent's logs (after_rollout; the GAE
@@ -313,23 +331,48 @@ class Batched:
             run.rollout.readback_seconds += seconds
             run.after_rollout(finished, gae=False)
 
+    def _launch_churn(self) -> None:
+        """The actor on every stored state after the update, then the churn (issue 4)."""
+        if self.churn is not None:
+            P, L, B = len(self.runs), self.L, self.runs[0].cfg.batch_size
+            self.forward.launch((-(-B // 4), 1, P), None)  # the actor alone, as _rollout_outputs
+            self.churn.launch((L, P), (L, 1))
+
+    def _resolve_churn(self, batch: np.ndarray) -> None:
+        """The churn figures of ``churn_behind`` from BATCH (every agent's batch_stats: the
+        explained variance, the returns' variance, the churn, its TV), as summarise takes them."""
+        figures = batch.reshape(len(self.runs), self.batch_stride)[:, 2:4].astype(np.float64)
+        for index, stats in self.churn_behind:
+            if "policy_churn" in stats:
+                stats["policy_churn"], stats["policy_tv"] = figures[index].tolist()
+        self.churn_behind = []
+
+    @staticmethod
+    def _may_run_ahead(live: list) -> bool:
+        """Whether the next iteration's rollout may run ahead (``_run_ahead``): not before a
+        checkpoint (it saves the envs as this iteration leaves them), nor after the last
+        iteration."""
+        nxt = live[0].iteration + 1
+        return not any(nxt >= run.cfg.num_iterations
+                       or (run.cfg.checkpoint_every and nxt % run.cfg.checkpoint_every == 0)
+                       for run in live)
+
     def _run_ahead(self, live: list) -> None:
         """Launch the next iteration's rollout now, so the device runs it while the host
         summarises this one. It reads the parameters this update leaves, which stand unless a
         guard rolls its agent back or an agent fails: then ``_take_back`` restores the envs and
-        the next iteration runs its rollout afresh, as the single runs do. Not before a
-        checkpoint (it saves the envs as this iteration leaves them), nor after the last
-        iteration."""
-        nxt = live[0].iteration + 1
-        if any(nxt >= run.cfg.num_iterations
-               or (run.cfg.checkpoint_every and nxt % run.cfg.checkpoint_every == 0)
-               for run in live):
-            return
+        the next iteration runs its rollout afresh, as the single runs do.
+
+        The update's churn runs first, after the summary's reads: the host starts on the
+        summary ~1 ms sooner (x64), while the device runs the churn and then the rollout. The
+        guard does not read the churn; the logs get it with the next episodes
+        (``_resolve_churn``), before they are written."""
         for whole, backup, count in self.carried:
             self.device.copy(backup, whole, count)
+        self._launch_churn()
         items = live[0].rollout.items
-        self.rollout.launch((items, len(self.runs)), (items, 1), iteration=nxt)
-        self.ahead = nxt
+        self.rollout.launch((items, len(self.runs)), (items, 1), iteration=live[0].iteration + 1)
+        self.ahead = live[0].iteration + 1
 
     def evaluate(self, live: list, episodes: int) -> list:
         """The LIVE runs' final greedy evaluations, one launch a step for all (eval.py)."""
