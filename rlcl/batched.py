@@ -119,6 +119,8 @@ class Batched:
         # (agent index, its iteration stats) whose churn runs behind the rollout ahead and is
         # read back with the next episodes (_resolve_churn)
         self.churn_behind: list = []
+        # agent index -> (its next minibatch order, its rollbacks then, its RNG state before)
+        self.orders_ahead: dict = {}
         self.ahead: int | None = None  # the iteration whose rollout was launched ahead
         self.booked: tuple | None = None  # (iteration, agents) whose update is booked ahead
         self.committing = None  # the last checkpoint's SyncBatch while it commits (_save)
@@ -156,6 +158,8 @@ class Batched:
             self._resolve_churn(churns[0])
         for run in live:
             run.write_log()
+        if ahead:
+            self._draw_orders_ahead(live)
         t0 = time.perf_counter()
         episodes_read.wait()
         self._book_episodes(live, ep_log, (time.perf_counter() - t0) / len(live))
@@ -189,6 +193,8 @@ class Batched:
                     failed.append((run, exc))
         finally:
             self._copy_snapshots(live)
+            for run in live:
+                run.guard.rng_ahead = None
         self._save(due)
         if self.ahead is not None and (failed or rollbacks != [r.guard.rollbacks for r in live]):
             self._take_back()
@@ -225,7 +231,15 @@ class Batched:
         self.committing = sync
 
     def settle(self) -> None:
-        """Wait for the last checkpoint's fsyncs and renames, and raise their error."""
+        """Every run as its single run would stand, for what happens outside ``iterate``:
+        the minibatch orders drawn ahead undrawn (each RNG back to its state before them),
+        the churn figures behind read into the stats, and the last checkpoint's fsyncs and
+        renames waited for (their error raised)."""
+        for index, (_, rollbacks, state) in self.orders_ahead.items():  # undrawn, as if never
+            run = self.runs[index]
+            if rollbacks == run.guard.rollbacks:
+                run.rng.bit_generator.state = state
+        self.orders_ahead = {}
         if self.churn_behind:  # the logs are about to be read or written outside iterate
             self._resolve_churn(self.device.read(self.batch_stats,
                                                  len(self.runs) * self.batch_stride))
@@ -278,9 +292,12 @@ class Batched:
         runs the update's rollout (``iterate``): neither reads what the other writes."""
         dev, P = self.device, len(self.runs)
         orders = np.zeros((P, self.index_stride), np.int32)
+        drawn, self.orders_ahead = self.orders_ahead, {}
         for run in live:
             run.begin_update(launch=False)
-            order = run.agent.minibatch_order(run.rng)
+            order, rollbacks, _ = drawn.get(run.index, (None, None, None))
+            if rollbacks != run.guard.rollbacks:  # none drawn, or a rollback reset the RNG
+                order = run.agent.minibatch_order(run.rng)
             orders[run.index, :order.size] = order
         # a row per (update, agent); an agent that is not live keeps zeros (its slices are
         # computed and ignored: ``iterate``)
@@ -301,6 +318,19 @@ class Batched:
         self.keep += [orders, words]
         dev.write(self.indices, orders)
         dev.write(self.hp_steps, words)
+
+    def _draw_orders_ahead(self, live: list) -> None:
+        """The next iteration's minibatch orders, drawn while the device runs this update
+        rather than between the guards and the next launch, when the device waits on the host
+        (x64: ~0.75 ms an iteration). Nothing else draws from a run's RNG meanwhile; its guard
+        snapshots the state from before the draw (Guard.rng_ahead), and a rollback, which
+        resets the RNG to a snapshot's state, has ``_book_update`` draw that agent's anew.
+        Only when the rollout runs ahead: a checkpoint saves the RNG as the iteration left it."""
+        self.orders_ahead = {}
+        for run in live:
+            run.guard.rng_ahead = run.rng.bit_generator.state
+            self.orders_ahead[run.index] = (run.agent.minibatch_order(run.rng),
+                                            run.guard.rollbacks, run.guard.rng_ahead)
 
     def _launch_update(self, live: list) -> None:
         """The booked update's launches: GAE, the explained variance, then on a CPU

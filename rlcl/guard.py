@@ -48,6 +48,10 @@ class Guard:
         # (rlcl/batched.py), after every guard has run and before the parameters next change;
         # copies_due says a snapshot's device copies are still to be made.
         self.copy_later, self.copies_due = False, False
+        # A population may draw the next iteration's minibatch orders before this guard has
+        # judged the iteration (rlcl/batched.py, _draw_orders_ahead): the RNG's state before
+        # that draw, which a snapshot taken meanwhile records
+        self.rng_ahead: dict | None = None
         self.take_snapshot(iteration=0, global_step=0)
 
     def before_iteration(self) -> None:
@@ -118,7 +122,8 @@ class Guard:
             scalars.append(numbers)
         self.snapshot = {"copies": copies, "iteration": iteration, "global_step": global_step,
                          "scalars": scalars, "scheduler": self.scheduler.state_dict(),
-                         "rng": self.rng.bit_generator.state}
+                         "rng": (self.rng.bit_generator.state if self.rng_ahead is None
+                                 else self.rng_ahead)}
         self.copies_due = True
         if not self.copy_later:
             self.copy_snapshot()

@@ -52,6 +52,10 @@ def single_run(tmp_path: Path, argv: list, seed: int, point: dict):
     # the guard: 2 NaN steps are skipped, 3 roll the agent back (and the rollout that ran
     # ahead of it: rlcl/batched.py), agent 7 of the 8 below
     ("ppo", "CartPole", ["inject_nan_update=-1,5", "inject_nan_repeat=2,3"], []),
+    # a rollback to a snapshot taken after the next minibatch orders were drawn ahead (update
+    # 100 is in iteration 8: Guard.rng_ahead)
+    ("ppo", "CartPole", ["inject_nan_update=100,110", "inject_nan_repeat=3",
+                         "learning_rate=0.011,0.047"], []),
     # gymnasium's envs on the host: agent by agent
     ("ppo", "Acrobot", ["learning_rate=0.011,0.047", "ent_coef=0.0,0.003"],
      ["--set", "env_backend=gymnasium", "--set", "hidden_sizes=[8]", "--set", "num_envs=4"]),
