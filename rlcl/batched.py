@@ -8,9 +8,10 @@ minibatch), on a GPU per minibatch one ``ppo_minibatch_pop`` and one ``ppo_step_
 agent keeps the rest of its iteration (GAE, the statistics, the guard, the logs) through its
 Run's phases. The buffers are the arena's (rlcl/arena.py), so the kernels find every agent's
 slice; the per-agent scalars (seed, gamma, the loss coefficients, the optimizer's step
-scalars) go in one table written per launch row. The host books each phase while the device
-runs the one before, and the next iteration's rollout runs while the host summarises this one
-(``_run_ahead``; docs/architecture.md, Populations).
+scalars) go in one table written per launch row (the kernels: rlcl/batched_kernels.py). The
+host books each phase while the device runs the one before, and the next iteration's rollout
+runs while the host summarises this one (``_run_ahead``), with the update's churn before it and
+the next minibatch orders drawn during the update (docs/architecture.md, Populations).
 
 Where it applies (``applies``): device envs and the fused update (SGD family, no target_kl
 early stop, which ends epochs per agent). Agent k's arithmetic is the single launches', so
@@ -25,13 +26,13 @@ import numpy as np
 
 from rlcl.agents.ppo import PPO, summarise
 from rlcl.arena import Arena, Pinned, ReadThrough, agent_words
+from rlcl.batched_kernels import PopulationKernels
 from rlcl.checkpoint import LATEST, SyncBatch
 from rlcl.config import Config
 from rlcl.device_rollout import finished_episodes
 from rlcl.eval import evaluate_agents
 from rlcl.guard import DivergenceError
 from rlcl.kernel_constants import AGENT_COLUMNS
-from rlcl.policy import STREAM_ENV_RESET, STREAM_ROLLOUT
 
 
 def applies(cfg: Config, agents: int) -> bool:
@@ -44,78 +45,13 @@ class Batched:
 
     def __init__(self, device, arena: Arena, runs: list):
         self.device, self.arena, self.runs = device, arena, runs
-        P, r0 = len(runs), runs[0]
         self.keep: list = []  # host arrays whose copies may still be in flight
-        agent, rollout, policy, envs = r0.agent, r0.rollout, r0.policy, r0.state.envs
-        flat = policy.flat
-        self.velocity, self.prev_update = Pinned(device, P, flat.n), Pinned(device, P, flat.n)
-        self.n, self.snapshots = flat.n, {}  # the guards' snapshot regions (_copy_snapshots)
-        # the agents' scalars: those of the rollout and the advantages (set once), and per
-        # iteration those of its updates, a row per (update, agent), written in one copy (on
-        # PoCL pthread a copy waits for the launches before it: one per launch serialised
-        # the host and the device)
-        fixed = np.zeros((P, len(AGENT_COLUMNS)), np.uint32)
-        fixed[[run.index for run in runs]] = agent_words(
-            [{"seed": run.cfg.seed, "gamma": run.cfg.gamma, "gae_lambda": run.cfg.gae_lambda}
-             for run in runs])
-        self.hp = device.upload(fixed)
-        self.hp_steps = device.zeros(agent.num_updates * P * len(AGENT_COLUMNS), np.uint32)
-        self.L = agent.reduce_size
-
-        def pop(name, buffers, *rest, strides_after=0):
-            wholes, strides = arena.strides(buffers)
-            return device.prepare(name, *wholes, *rest[:strides_after], device.upload(strides),
-                                  *rest[strides_after:])
-
-        self.rollout = pop("rollout_classic_pop", rollout.buffers(envs, policy), self.hp,
-                           *rollout.sizes(envs, policy), rollout.T, rollout.N, STREAM_ROLLOUT,
-                           STREAM_ENV_RESET, 0, int(envs.norm_obs), int(envs.norm_reward),
-                           rollout.width, rollout.per_item, rollout.scratch, rollout.batch)
-        ro = rollout
-        self.gae = pop("gae_pop", [ro.advantages, ro.returns, ro.rewards, ro.values, ro.ends,
-                                   ro.trunc_values], self.hp, ro.T, ro.N)
-        self.explained = device.prepare(
-            "explained_variance_pop", arena.whole(agent.batch_stats)[0], 0,
-            arena.whole(ro.values)[0], arena.whole(ro.returns)[0],
-            device.upload(arena.strides([agent.batch_stats, ro.values, ro.returns])[1]),
-            r0.cfg.batch_size, agent.scratch)
-        wholes, strides = arena.strides([flat.params, flat.grads])
-        norms, norm_stride = arena.whole(flat.norms)
-        partials, partial_stride = arena.whole(flat.partials)
-        step_buffers = (self.velocity.whole, self.prev_update.whole, norms, partials,
-                        device.upload(np.array([*strides, self.velocity.stride,
-                                                self.prev_update.stride, norm_stride,
-                                                partial_stride], np.int32)))
-        if device.update_per_agent:  # the whole iteration's update in one launch
-            self.update = pop("ppo_update_pop", agent.minibatch_buffers(), self.hp_steps,
-                              *agent.minibatch_sizes(), agent.num_updates, agent.PG_MODE,
-                              *step_buffers, flat.n, agent.norm_lanes, flat.step_groups,
-                              agent.fused_scratch)
-        else:  # per minibatch: its two networks' groups, then the step
-            self.update = None
-            self.minibatch = pop("ppo_minibatch_pop", agent.minibatch_buffers(), self.hp_steps,
-                                 *agent.minibatch_sizes(), 0, agent.PG_MODE, agent.fused_scratch)
-            self.step = device.prepare("ppo_step_pop", *wholes, *step_buffers, self.hp_steps,
-                                       flat.n, 0, agent.norm_lanes, flat.step_groups,
-                                       agent.fused_scratch)
-        self.churn = None
-        if agent.churn:  # the actor on every stored state after the update, then the churn
-            self.forward = pop("ac_forward_pop", [policy.hidden, policy.outputs, policy.values,
-                                                  ro.obs, flat.params, policy.ac_table_buf],
-                               len(policy.actor.layers), r0.cfg.batch_size)
-            wholes, strides = arena.strides([agent.batch_stats, ro.outputs, policy.outputs])
-            self.churn = device.prepare("policy_churn_pop", wholes[0], 2, wholes[1], wholes[2],
-                                        device.upload(strides), r0.cfg.batch_size,
-                                        policy.n_outputs, agent.scratch)
-        self.indices, self.index_stride = arena.whole(ro.indices)
-        self.ep_log, self.ep_stride = arena.whole(rollout.ep_log)
-        # what a rollout carries to the next (the envs and their statistics), and a copy to
-        # take a rollout that ran ahead back (_run_ahead)
-        self.carried = []
-        for buffer in envs.buffers.values():
-            whole, stride = arena.whole(buffer)
-            self.carried.append((whole, device.empty(P * stride), P * stride))
-        self.batch_stats, self.batch_stride = arena.whole(agent.batch_stats)
+        self.kernels = k = PopulationKernels(device, arena, runs)
+        self.n, self.snapshots = runs[0].policy.flat.n, {}  # the guards' snapshot regions
+        self.velocity, self.prev_update = k.velocity, k.prev_update
+        self.indices, self.index_stride = arena.whole(runs[0].rollout.indices)
+        self.ep_log, self.ep_stride = arena.whole(runs[0].rollout.ep_log)
+        self.batch_stats, self.batch_stride = k.batch_stats, k.batch_stride
         # (agent index, its iteration stats) whose churn runs behind the rollout ahead and is
         # read back with the next episodes (_resolve_churn)
         self.churn_behind: list = []
@@ -138,8 +74,7 @@ class Batched:
         dev, P, r0 = self.device, len(self.runs), live[0]
         # ROLLOUT: every agent's, one launch (unless it ran ahead); its episodes, one readback
         if self.ahead != r0.iteration:
-            self.rollout.launch((r0.rollout.items, P), (r0.rollout.items, 1),
-                                iteration=r0.iteration)
+            self.kernels.launch_rollout(r0.iteration)
         self.ahead = None
         (ep_log, *churns), episodes_read = dev.read_later(
             (self.ep_log, P * self.ep_stride),
@@ -149,10 +84,10 @@ class Batched:
         if self.booked != self._booking(live, r0.iteration):
             self._book_update(live)
         self.booked = None
-        self._launch_update(live)
+        self.kernels.launch_update()
         ahead = self._may_run_ahead(live)
         if not ahead:
-            self._launch_churn()
+            self.kernels.launch_churn()
         if churns:  # the last iteration's churn, behind its rollout ahead, before its log
             episodes_read.wait()
             self._resolve_churn(churns[0])
@@ -179,7 +114,7 @@ class Batched:
         summaries = summarise([run.agent for run in live], updates,
                               *(read.reshape(P, stride)[rows, :count]
                                 for read, ((_, stride), count) in zip(reads, wholes)))
-        if ahead and self.churn is not None:  # their churn figures come with the next episodes
+        if ahead and self.kernels.churn is not None:  # their churn comes with the next episodes
             self.churn_behind = list(zip(rows, summaries))
         failed, rollbacks, due = [], [run.guard.rollbacks for run in live], []
         for run in live:  # the guards' snapshot copies made together, after every guard
@@ -317,7 +252,7 @@ class Batched:
         # (x64: 1.65 ms of idle device an iteration with the orders written first)
         self.keep += [orders, words]
         dev.write(self.indices, orders)
-        dev.write(self.hp_steps, words)
+        dev.write(self.kernels.hp_steps, words)
 
     def _draw_orders_ahead(self, live: list) -> None:
         """The next iteration's minibatch orders, drawn while the device runs this update
@@ -332,24 +267,6 @@ class Batched:
             self.orders_ahead[run.index] = (run.agent.minibatch_order(run.rng),
                                             run.guard.rollbacks, run.guard.rng_ahead)
 
-    def _launch_update(self, live: list) -> None:
-        """The booked update's launches: GAE, the explained variance, then on a CPU
-        ppo_update_pop, else per minibatch ppo_minibatch_pop and ppo_step_pop, for every
-        agent."""
-        P, L, r0 = len(self.runs), self.L, live[0]
-        N = r0.rollout.N
-        self.gae.launch((N, P), None)
-        self.explained.launch((L, P), (L, 1))
-        W = self.device.lane_items(L)
-        if self.update is not None:
-            self.update.launch((W, P), (W, 1))
-        else:
-            for u in range(r0.agent.num_updates):
-                self.minibatch.launch((2 * W, P), (W, 1), u=u)
-                # one group per agent: the agents fill the cores, and each group computes the
-                # whole gradient norm before its share of the step (ppo_update.cl)
-                self.step.launch((L, P), (L, 1), u=u)
-
     def _book_episodes(self, live: list, ep_log: np.ndarray, seconds: float) -> None:
         """The rollout's finished episodes into each agent's logs (after_rollout; the GAE
         was launched for all)."""
@@ -360,13 +277,6 @@ class Batched:
         for run, finished in zip(live, episodes):
             run.rollout.readback_seconds += seconds
             run.after_rollout(finished, gae=False)
-
-    def _launch_churn(self) -> None:
-        """The actor on every stored state after the update, then the churn (issue 4)."""
-        if self.churn is not None:
-            P, L, B = len(self.runs), self.L, self.runs[0].cfg.batch_size
-            self.forward.launch((-(-B // 4), 1, P), None)  # the actor alone, as _rollout_outputs
-            self.churn.launch((L, P), (L, 1))
 
     def _resolve_churn(self, batch: np.ndarray) -> None:
         """The churn figures of ``churn_behind`` from BATCH (every agent's batch_stats: the
@@ -397,20 +307,17 @@ class Batched:
         summary ~1 ms sooner (x64), while the device runs the churn and then the rollout. The
         guard does not read the churn; the logs get it with the next episodes
         (``_resolve_churn``), before they are written."""
-        for whole, backup, count in self.carried:
-            self.device.copy(backup, whole, count)
-        self._launch_churn()
-        items = live[0].rollout.items
-        self.rollout.launch((items, len(self.runs)), (items, 1), iteration=live[0].iteration + 1)
+        self.kernels.back_up_envs()
+        self.kernels.launch_churn()
         self.ahead = live[0].iteration + 1
+        self.kernels.launch_rollout(self.ahead)
 
     def evaluate(self, live: list, episodes: int) -> list:
         """The LIVE runs' final greedy evaluations, one launch a step for all (eval.py)."""
         params, stride = self.arena.whole(live[0].policy.flat.params)
-        return evaluate_agents(live, len(self.runs), params, stride, self.hp, episodes)
+        return evaluate_agents(live, len(self.runs), params, stride, self.kernels.hp, episodes)
 
     def _take_back(self) -> None:
         """Undo the rollout that ran ahead: every agent's envs as this iteration left them."""
-        for whole, backup, count in self.carried:
-            self.device.copy(whole, backup, count)
+        self.kernels.restore_envs()
         self.ahead = None
