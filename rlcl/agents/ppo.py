@@ -213,6 +213,9 @@ class PPO:
         return float(rows.reshape(n, NUM_LOSS_STATS)[:, 3].mean())
 
 
+_MEAN_STATS = LOSS_STATS[:5]  # the loss statistics summarise averages over the updates
+
+
 def summarise(agents: list, done: int, rows: np.ndarray, norms: np.ndarray, sums: np.ndarray,
               batch: np.ndarray) -> list[dict]:
     """Each agent's iteration figures: means over all DONE minibatches (not the last one), in
@@ -242,14 +245,15 @@ def summarise(agents: list, done: int, rows: np.ndarray, norms: np.ndarray, sums
     refused = settle_many([a.optimizer for a in agents], [a.policy.flat for a in agents],
                           norms32)
     smooth = smoothness_many(sums, flat.n, [a.momentum for a in agents], taken=~refused)
-    outs = []
+    skipped = np.count_nonzero(refused, axis=1).tolist()
+    outs, batch_rows = [], batch.tolist()
     for k, agent in enumerate(agents):
-        c, (ev, var_returns, churn, tv) = agent.cfg, batch[k].tolist()
-        out = dict(zip(LOSS_STATS[:5], means[k]))
+        c, (ev, var_returns, churn, tv) = agent.cfg, batch_rows[k]
+        out = dict(zip(_MEAN_STATS, means[k]))
         out.update(approx_kl_max=maxs[k][5], ratio_max=maxs[k][6], ratio_min=mins[k],
                    grad_norm_preclip=preclip_mean[k], grad_norm_preclip_max=preclip_max[k],
                    grad_norm_postclip=postclip_mean[k], explained_variance=ev,
-                   var_returns=var_returns, updates=done, skipped_steps=int(refused[k].sum()))
+                   var_returns=var_returns, updates=done, skipped_steps=skipped[k])
         out.update(smooth[k])
         out["loss"] = (out["policy_loss"] - c.ent_coef * out["entropy"]
                        + c.vf_coef * out["value_loss"])

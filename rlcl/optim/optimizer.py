@@ -130,13 +130,13 @@ class Optimizer:
         self._count_taken(launched, refused)
         return refused
 
-    def slot_skips(self, p: FlatParams, count: int) -> np.ndarray | None:
+    def slot_skips(self, p: FlatParams, count: int) -> list | None:
         """The skip thresholds of the unsettled steps if they are exactly P's norm slots
         0 .. COUNT - 1 in order (an iteration's updates), else None. Settles nothing: a
         population compares all its agents' norms in one call, then ``settled`` (settle_many)."""
         if len(self._launched) != count or self.unsettled_slots(p) != list(range(count)):
             return None
-        return np.array([skip for _, _, skip in self._launched])
+        return [skip for _, _, skip in self._launched]
 
     def settled(self, refused: np.ndarray) -> None:
         """Close the steps ``slot_skips`` described, REFUSED saying which were refused."""
