@@ -4,8 +4,9 @@ format (``read_scalars``); it also owns console output and the progress bar.
 A run folder holds the TensorBoard events (flushed at least every 10 s so a live run shows),
 the hyperparameters as a text table, ``episodes.csv`` and whatever train.py writes beside them.
 
-Events are written synchronously with tensorboardX's EventsWriter and its summary builders,
-not through SummaryWriter: SummaryWriter queues events to a background thread and its flush()
+Events are written synchronously with tensorboardX's EventsWriter and its summary builders
+(an iteration's scalars as records rlcl/event_rows.py serialises, the same bytes), not through
+SummaryWriter: SummaryWriter queues events to a background thread and its flush()
 does not drain that queue, so a checkpoint could not promise that everything logged before
 it is on disk (issue 5: a resumed run must hold every step exactly once).
 """
@@ -27,6 +28,7 @@ from tensorboardX.summary import hparams as hparams_summaries
 
 from rlcl.checkpoint import EPISODES
 from rlcl.diagnostics import LAYOUT
+from rlcl.event_rows import ScalarRow
 
 # diag/* values are non-finite on purpose while a run diverges: no warning for each one
 logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
@@ -62,6 +64,7 @@ class RunLogger:
         self._events_handle = _events_handle(self._events)
         self._last_flush = time.perf_counter()
         self._events_by_tags: dict[tuple, tuple] = {}  # scalars(): (event, its value slots)
+        self._rows: dict[tuple, ScalarRow] = {}  # scalars(): each set of tags' record layout
         self.start = time.perf_counter() - elapsed
         self.bar = Progress(total_steps, progress)
 
@@ -83,16 +86,27 @@ class RunLogger:
         # values overwritten: building 30 values anew cost ~60 us, a sixth of a population
         # agent's host time per iteration, and wrapping the summary in a new event copied it
         # (issue 13).
-        entry = self._events_by_tags.get(tags := tuple(values))
-        if entry is None:
-            event = event_pb2.Event(summary=summary_pb2.Summary(
-                value=[summary_pb2.Summary.Value(tag=tag) for tag in tags]))
-            entry = self._events_by_tags[tags] = (event, list(event.summary.value))
-        event, slots = entry
-        for slot, value in zip(slots, values.values()):
-            slot.simple_value = value
-        event.wall_time, event.step = time.time(), step
-        self._events.write_event(event)
+        # Where the events file's handle is known, the record is serialised directly
+        # (event_rows.ScalarRow: the same bytes, ~3 us against ~10 an event).
+        tags = tuple(values)
+        if self._events_handle is not None and step >= 0:
+            row = self._rows.get(tags) or self._rows.setdefault(tags, ScalarRow(tags))
+            try:
+                self._events_handle.write(row.record(values.values(), time.time(), step))
+                tags = None
+            except OverflowError:  # a finite value past float32: protobuf stores an infinity
+                pass
+        if tags is not None:
+            entry = self._events_by_tags.get(tags)
+            if entry is None:
+                event = event_pb2.Event(summary=summary_pb2.Summary(
+                    value=[summary_pb2.Summary.Value(tag=tag) for tag in tags]))
+                entry = self._events_by_tags[tags] = (event, list(event.summary.value))
+            event, slots = entry
+            for slot, value in zip(slots, values.values()):
+                slot.simple_value = value
+            event.wall_time, event.step = time.time(), step
+            self._events.write_event(event)
         if time.perf_counter() - self._last_flush >= FLUSH_SECS:
             self._flush_events()  # a live run shows up in TensorBoard
             self._last_flush = time.perf_counter()
