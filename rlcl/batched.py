@@ -51,7 +51,6 @@ class Batched:
         self.velocity, self.prev_update = k.velocity, k.prev_update
         self.indices, self.index_stride = arena.whole(runs[0].rollout.indices)
         self.ep_log, self.ep_stride = arena.whole(runs[0].rollout.ep_log)
-        self.batch_stats, self.batch_stride = k.batch_stats, k.batch_stride
         # (agent index, its iteration stats) whose churn runs behind the rollout ahead and is
         # read back with the next episodes (_resolve_churn)
         self.churn_behind: list = []
@@ -78,22 +77,23 @@ class Batched:
         self.ahead = None
         (ep_log, *churns), episodes_read = dev.read_later(
             (self.ep_log, P * self.ep_stride),
-            *([(self.batch_stats, P * self.batch_stride)] if self.churn_behind else []))
+            *([(self.kernels.batch_stats, P * self.kernels.batch_stride)]
+              if self.churn_behind else []))
         # ADVANTAGE and UPDATE, booked (unless the last iteration did) and launched before the
         # episodes are back; the last iteration's scalars logged while the device runs them
         if self.booked != self._booking(live, r0.iteration):
             self._book_update(live)
         self.booked = None
         self.kernels.launch_update()
-        ahead = self._may_run_ahead(live)
-        if not ahead:
+        run_ahead = self._may_run_ahead(live)
+        if not run_ahead:
             self.kernels.launch_churn()
         if churns:  # the last iteration's churn, behind its rollout ahead, before its log
             episodes_read.wait()
             self._resolve_churn(churns[0])
         for run in live:
             run.write_log()
-        if ahead:
+        if run_ahead:
             self._draw_orders_ahead(live)
         t0 = time.perf_counter()
         episodes_read.wait()
@@ -106,7 +106,7 @@ class Batched:
                                                for (whole, stride), _ in wholes))
         # (on PoCL pthread these enqueues return only once the update is done, measured: the
         # rollout ahead follows it at once)
-        if ahead:
+        if run_ahead:
             self._run_ahead(live)
         summary_read.wait()
         self.keep.clear()  # every copy before the reads is done
@@ -114,7 +114,7 @@ class Batched:
         summaries = summarise([run.agent for run in live], updates,
                               *(read.reshape(P, stride)[rows, :count]
                                 for read, ((_, stride), count) in zip(reads, wholes)))
-        if ahead and self.kernels.churn is not None:  # their churn comes with the next episodes
+        if run_ahead and self.kernels.churn is not None:  # their churn comes with the next episodes
             self.churn_behind = list(zip(rows, summaries))
         failed, rollbacks, due = [], [run.guard.rollbacks for run in live], []
         for run in live:  # the guards' snapshot copies made together, after every guard
@@ -176,8 +176,8 @@ class Batched:
                 run.rng.bit_generator.state = state
         self.orders_ahead = {}
         if self.churn_behind:  # the logs are about to be read or written outside iterate
-            self._resolve_churn(self.device.read(self.batch_stats,
-                                                 len(self.runs) * self.batch_stride))
+            k = self.kernels
+            self._resolve_churn(self.device.read(k.batch_stats, k.P * k.batch_stride))
         if self.committing is not None:
             committing, self.committing = self.committing, None
             committing.wait()
@@ -281,7 +281,7 @@ class Batched:
     def _resolve_churn(self, batch: np.ndarray) -> None:
         """The churn figures of ``churn_behind`` from BATCH (every agent's batch_stats: the
         explained variance, the returns' variance, the churn, its TV), as summarise takes them."""
-        figures = batch.reshape(len(self.runs), self.batch_stride)[:, 2:4].astype(np.float64)
+        figures = batch.reshape(self.kernels.P, -1)[:, 2:4].astype(np.float64)
         for index, stats in self.churn_behind:
             if "policy_churn" in stats:
                 stats["policy_churn"], stats["policy_tv"] = figures[index].tolist()
