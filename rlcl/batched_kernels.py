@@ -35,10 +35,9 @@ class PopulationKernels:
                                                      rollout.items, rollout.N)
         self.batch_size = r0.cfg.batch_size
 
-        def pop(name, buffers, *rest, strides_after=0):
+        def pop(name, buffers, *rest):  # the whole buffers, their strides, then REST
             wholes, strides = arena.strides(buffers)
-            return device.prepare(name, *wholes, *rest[:strides_after], device.upload(strides),
-                                  *rest[strides_after:])
+            return device.prepare(name, *wholes, device.upload(strides), *rest)
 
         self.rollout = pop("rollout_classic_pop", rollout.buffers(envs, policy), self.hp,
                            *rollout.sizes(envs, policy), rollout.T, rollout.N, STREAM_ROLLOUT,
@@ -47,8 +46,9 @@ class PopulationKernels:
         ro = rollout
         self.gae = pop("gae_pop", [ro.advantages, ro.returns, ro.rewards, ro.values, ro.ends,
                                    ro.trunc_values], self.hp, ro.T, ro.N)
+        self.batch_stats, self.batch_stride = arena.whole(agent.batch_stats)
         self.explained = device.prepare(
-            "explained_variance_pop", arena.whole(agent.batch_stats)[0], 0,
+            "explained_variance_pop", self.batch_stats, 0,
             arena.whole(ro.values)[0], arena.whole(ro.returns)[0],
             device.upload(arena.strides([agent.batch_stats, ro.values, ro.returns])[1]),
             r0.cfg.batch_size, agent.scratch)
@@ -86,7 +86,6 @@ class PopulationKernels:
         for buffer in envs.buffers.values():
             whole, stride = arena.whole(buffer)
             self.carried.append((whole, device.empty(P * stride), P * stride))
-        self.batch_stats, self.batch_stride = arena.whole(agent.batch_stats)
 
     def launch_rollout(self, iteration: int) -> None:
         """Every agent's whole rollout of ITERATION."""
