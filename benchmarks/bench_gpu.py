@@ -33,7 +33,8 @@ from bench_sb3 import ZOO, run_rlcl  # noqa: E402
 import numpy as np  # noqa: E402
 import pyopencl as cl  # noqa: E402
 
-from rlcl.device import BUILD_OPTIONS, CORRECT_DIVIDE, Device, list_devices  # noqa: E402
+from rlcl.device import Device  # noqa: E402
+from rlcl.device_choice import BUILD_OPTIONS, CORRECT_DIVIDE, list_devices  # noqa: E402
 
 DEVICE_PROPERTIES = ("name", "vendor", "version", "driver_version", "max_compute_units",
                      "max_clock_frequency", "max_work_group_size", "max_work_item_sizes",

@@ -19,7 +19,7 @@ multiply-adds of the linear layers (2 per MAC, both networks), the part that sca
 The peak comes from benchmarks/peak_flops.cl (independent float8 multiply-add chains, no fusion;
 the best of several chain counts) on the same device: one work-group per compute unit, each of
 1 work-item. The table is for one core (the basic device, the kernels' own speed); the default
-device rule runs the zoo shape on pthread, both networks at once (rlcl/device.py).
+device rule runs the zoo shape on pthread, both networks at once (rlcl/device_choice.py).
 """
 
 from __future__ import annotations

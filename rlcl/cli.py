@@ -17,7 +17,7 @@ from pathlib import Path
 from rlcl.checkpoint import POPULATION, resumable_checkpoint, run_config_path
 from rlcl.config import (ALGOS, FIELDS, PER_AGENT_KEYS, Config, build_config, check_key,
                          packaged_config, parse_override, read_toml)
-from rlcl.device import choose_device, list_devices
+from rlcl.device_choice import choose_device, list_devices
 from rlcl.envs import ALIASES, resolve_env
 from rlcl.errors import ConfigError
 

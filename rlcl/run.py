@@ -26,7 +26,8 @@ from rlcl.checkpoint import (CONFIG, EPISODES, FINAL, LATEST, SUMMARY, SyncBatch
                              TrainingState, checkpoint_path, fresh_dir, resume_training,
                              save_training_state)
 from rlcl.config import Config, to_toml
-from rlcl.device import PARALLEL_MIN_FLOP, Device
+from rlcl.device import Device
+from rlcl.device_choice import PARALLEL_MIN_FLOP
 from rlcl.device_rollout import DeviceEnvs, DeviceRollout
 from rlcl.diagnostics import EVAL_MEAN, EpisodeWindow, iteration_scalars
 from rlcl.envs import make_vec_env, normalization_state

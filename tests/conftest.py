@@ -28,7 +28,8 @@ import re
 import numpy as np
 import pytest
 
-from rlcl.device import Device, choose_device
+from rlcl.device import Device
+from rlcl.device_choice import choose_device
 from rlcl.errors import DeviceError
 
 

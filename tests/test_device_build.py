@@ -18,8 +18,8 @@ import pytest
 
 import rlcl
 from rlcl import kernel_constants
-from rlcl.device import (BUILD_OPTIONS, CORRECT_DIVIDE, KERNEL_FILES, Device,
-                         preferred_tile_cols)
+from rlcl.device import KERNEL_FILES, Device
+from rlcl.device_choice import BUILD_OPTIONS, CORRECT_DIVIDE, preferred_tile_cols
 from rlcl.errors import DeviceError
 
 KERNEL_DIR = resources.files("rlcl") / "kernels"

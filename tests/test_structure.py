@@ -1,6 +1,7 @@
 """The layout docs/architecture.md describes, checked on the source: rlcl's import graph has no
 cycles, nothing imports the entry point rlcl.train (the public regression helper rlcl.testing
-trains through it, late), only device.py imports pyopencl and only logger.py tensorboardX, and
+trains through it, late), only the device modules (device.py, device_choice.py, kernel_args.py)
+import pyopencl and only logger.py tensorboardX, and
 config.py does not pull in gymnasium (issue 10)."""
 
 import ast
@@ -51,7 +52,7 @@ def test_only_entry_points_import_train_and_one_module_per_library():
     importers = lambda lib: sorted(m for m, deps in graph.items()  # noqa: E731
                                    if any(d == lib or d.startswith(lib + ".") for d in deps))
     assert importers("rlcl.train") == ["rlcl.testing"]
-    assert importers("pyopencl") == ["rlcl.device"]
+    assert importers("pyopencl") == ["rlcl.device", "rlcl.device_choice", "rlcl.kernel_args"]
     assert importers("tensorboardX") == ["rlcl.logger"]
     assert importers("optuna") == ["rlcl.tune"]  # an optional extra: rlcl.train never needs it
     assert "rlcl.envs" not in graph["rlcl.config"] and "gymnasium" not in graph["rlcl.config"]

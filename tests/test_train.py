@@ -164,7 +164,7 @@ def test_default_pocl_device_by_update_size_and_both_match(tmp_path, monkeypatch
     the update's two work-groups run side by side on pthread."""
     import pyopencl as cl
 
-    from rlcl.device import PARALLEL_MIN_FLOP, _devices, choose_device
+    from rlcl.device_choice import PARALLEL_MIN_FLOP, _devices, choose_device
     from rlcl.run import train_device
     from rlcl.train import update_flop
 
