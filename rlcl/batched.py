@@ -33,6 +33,7 @@ from rlcl.device_rollout import finished_episodes
 from rlcl.eval import evaluate_agents
 from rlcl.guard import DivergenceError
 from rlcl.kernel_constants import AGENT_COLUMNS
+from rlcl.run import write_logs
 
 
 def applies(cfg: Config, agents: int) -> bool:
@@ -91,8 +92,7 @@ class Batched:
         if churns:  # the last iteration's churn, behind its rollout ahead, before its log
             episodes_read.wait()
             self._resolve_churn(churns[0])
-        for run in live:
-            run.write_log()
+        write_logs(live)
         if run_ahead:
             self._draw_orders_ahead(live)
         t0 = time.perf_counter()

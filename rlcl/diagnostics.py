@@ -1,5 +1,5 @@
-"""Turns the device's per-iteration statistics into TensorBoard scalars, and decides what the
-divergence guard does (rlcl/guard.py carries it out on the device).
+"""Turns the device's per-iteration statistics into TensorBoard scalars (the divergence
+guard's decisions on them: rlcl/divergence.py; rlcl/guard.py carries them out).
 
 This module owns every tag name. The standard tags keep Stable-Baselines3's names so that
 existing dashboards and habits carry over; ``smooth/*`` and ``diag/*`` are rlcl's own
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from operator import itemgetter
 
 import numpy as np
 
@@ -151,101 +151,6 @@ def _figures(s: np.ndarray, n_params: int, momenta: list) -> list[dict]:
             for a in range(len(s))]
 
 
-class Ema:
-    """Exponential moving mean and variance, for z-scores against a run's own history.
-
-    With ``log=True`` it tracks log(x): gradient norms drift and jump multiplicatively (they
-    follow the scale of the returns), so a spike is a ratio, and the std floor is 0.5 in log
-    units: at z = 6 a gradient norm must be about 20x its running level to count.
-    """
-
-    def __init__(self, beta: float = 0.9, log: bool = False):
-        self.beta, self.mean, self.var, self.count, self.log = beta, 0.0, 0.0, 0, log
-
-    WARMUP = 10  # observations before z-scores count: early training moves fast
-
-    def _scale(self) -> float:
-        # RL statistics are heavy-tailed: a std floor keeps ordinary jumps (a value loss that
-        # doubles as episodes lengthen) from reading as spikes
-        floor = 0.5 if self.log else 0.25 * abs(self.mean)
-        return math.sqrt(self.var + 1e-12 + floor**2)
-
-    def _x(self, x: float) -> float:
-        return math.log(max(x, 1e-30)) if self.log else x
-
-    def z(self, x: float) -> float:
-        if not math.isfinite(x):
-            return math.inf
-        return 0.0 if self.count < self.WARMUP else (self._x(x) - self.mean) / self._scale()
-
-    def update(self, x: float) -> None:
-        if not math.isfinite(x):
-            return
-        x = self._x(x)
-        if self.count == 0:
-            self.mean = x
-        delta = x - self.mean
-        self.mean += (1 - self.beta) * delta
-        self.var = self.beta * (self.var + (1 - self.beta) * delta * delta)
-        self.count += 1
-
-    def upper(self, z: float) -> float:
-        """The value whose z-score is Z (+inf until there is a history)."""
-        if self.count < self.WARMUP:
-            return math.inf
-        level = self.mean + z * self._scale()
-        return math.exp(min(level, 700.0)) if self.log else level
-
-
-@dataclass
-class Verdict:
-    """What the guard should do after an iteration, and why."""
-
-    action: str  # "ok", "skipped" (bad steps were refused) or "rollback"
-    reason: str = ""
-    value: float = 0.0
-
-
-@dataclass
-class DivergenceMonitor:
-    """z-scores of the gradient norm and the loss against their EMA, and the guard's rules.
-
-    Per step (on the device): a gradient norm past ``skip_threshold()`` or NaN is refused.
-    Per iteration (here): non-finite parameters or loss, ``max_skips`` or more refused steps,
-    or an update larger than ``max_update_ratio`` times the parameters call for a rollback.
-    The loss z-score is reported, not acted on: a loss may jump for good reasons.
-    """
-
-    z: float = 6.0
-    max_skips: int = 3
-    max_update_ratio: float = 0.5
-    grad_ema: Ema = field(default_factory=lambda: Ema(log=True))
-    loss_ema: Ema = field(default_factory=Ema)
-
-    def skip_threshold(self) -> float:
-        return self.grad_ema.upper(self.z)
-
-    def observe(self, stats: dict) -> tuple[dict, Verdict]:
-        """Divergence figures for STATS (agents/ppo.py summarise) and the verdict."""
-        figures = {"grad_norm_z": self.grad_ema.z(stats["grad_norm_preclip_max"]),
-                   "loss_z": self.loss_ema.z(stats["loss"])}
-        verdict = Verdict("ok")
-        if stats["nonfinite_params"] > 0:
-            verdict = Verdict("rollback", "nonfinite_params", stats["nonfinite_params"])
-        elif stats["skipped_steps"] >= self.max_skips:
-            verdict = Verdict("rollback", "skipped_steps", stats["skipped_steps"])
-        elif not math.isfinite(stats["loss"]):
-            verdict = Verdict("rollback", "loss", stats["loss"])
-        elif stats.get("update_ratio", 0.0) > self.max_update_ratio:  # none: nothing moved
-            verdict = Verdict("rollback", "update_ratio", stats["update_ratio"])
-        elif stats["skipped_steps"] > 0:
-            verdict = Verdict("skipped", "grad_norm", stats["grad_norm_preclip_max"])
-        if verdict.action == "ok":  # only healthy iterations shape the baseline
-            self.grad_ema.update(stats["grad_norm_preclip_max"])
-            self.loss_ema.update(stats["loss"])
-        return figures, verdict
-
-
 ITERATION_TAGS = {algo: list({**tags, **SMOOTH_TAGS, **DIAG_TAGS}.items())
                   for algo, tags in TRAIN_TAGS.items()}
 
@@ -310,29 +215,39 @@ def iteration_scalars(algo: str, stats: dict, lr: float, fps: float,
                       means: tuple[float, float] | None) -> dict:
     """Every scalar logged at the end of an iteration, keyed by tag. MEANS: EpisodeWindow.means
     of the training episodes so far."""
+    tags, values = iteration_values(algo, stats, lr, fps, means)
+    return dict(zip(tags, map(float, values)))
+
+
+def iteration_values(algo: str, stats: dict, lr: float, fps: float,
+                     means: tuple[float, float] | None) -> tuple[tuple, list]:
+    """iteration_scalars as (its tags, their values in that order), the form the logger writes
+    (rlcl/logger.py write_scalar_rows): a population's agents share one tuple of tags."""
     # which of the tags STATS has, looked up once per set of keys (a run sees a handful):
     # filtering ~35 tags in Python per iteration was a fifth of a population agent's logging
-    keys = (algo, *stats)
-    tags, picked = _PICKS.get(keys) or _pick(keys, algo, stats)
-    out = dict(zip(tags, map(float, map(stats.__getitem__, picked))))
-    out[ENTROPY_LOSS] = float(-stats["entropy"])  # SB3 logs the entropy loss, i.e. -H
-    out[LEARNING_RATE] = float(lr)
-    out[FPS] = float(fps)
+    # explained variance is undefined (NaN) for constant returns: left out rather than NaN
+    no_ev = math.isnan(stats.get("explained_variance", 0.0))
+    keys = (algo, means is None, no_ev, *stats)
+    tags, pick = _LAYOUTS.get(keys) or _layout(keys, algo, stats, means is None, no_ev)
+    values = [*pick(stats), -stats["entropy"], lr, fps]  # SB3 logs the entropy loss, i.e. -H
     if means is not None:
-        out[EP_REW_MEAN], out[EP_LEN_MEAN] = float(means[0]), float(means[1])
-    # explained variance is undefined (NaN) for constant returns: skip it rather than log NaN
-    if math.isnan(out.get(EXPLAINED_VARIANCE, 0.0)):
-        del out[EXPLAINED_VARIANCE]
-    return out
+        values += means
+    return tags, values
 
 
-_PICKS: dict[tuple, tuple[list, list]] = {}  # (algo, *stats keys) -> (tags, their stats keys)
+# (algo, no means, no explained variance, *stats keys) -> (tags, the getter of their values)
+_LAYOUTS: dict[tuple, tuple] = {}
 
 
-def _pick(keys: tuple, algo: str, stats: dict) -> tuple[list, list]:
-    present = [(tag, key) for key, tag in ITERATION_TAGS[algo] if key in stats]
-    _PICKS[keys] = [tag for tag, _ in present], [key for _, key in present]
-    return _PICKS[keys]
+def _layout(keys: tuple, algo: str, stats: dict, no_means: bool, no_ev: bool) -> tuple:
+    present = [(tag, key) for key, tag in ITERATION_TAGS[algo]
+               if key in stats and not (no_ev and tag == EXPLAINED_VARIANCE)]
+    picked = [key for _, key in present]
+    tags = (*(tag for tag, _ in present), ENTROPY_LOSS, LEARNING_RATE, FPS,
+            *(() if no_means else (EP_REW_MEAN, EP_LEN_MEAN)))
+    pick = itemgetter(*picked) if len(picked) > 1 else (lambda s: (s[picked[0]],))
+    _LAYOUTS[keys] = tags, pick
+    return _LAYOUTS[keys]
 
 
 # Where a divergence signal counts as crossed, for `python -m rlcl.diagnose` (tag: (op, level)).

@@ -1,4 +1,4 @@
-"""The divergence guard (issue 4), carried out on the device; rlcl/diagnostics.py decides.
+"""The divergence guard (issue 4), carried out on the device; rlcl/divergence.py decides.
 
 Per step, the optimizer kernel refuses a step whose gradient norm is NaN or past the z-score
 threshold (``optimizer.skip_above``). After each iteration the guard asks the
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from rlcl.checkpoint import DIVERGENCE, LAST_GOOD, checkpoint_path, save_checkpoint
-from rlcl.diagnostics import DivergenceMonitor
+from rlcl.divergence import DivergenceMonitor
 from rlcl.errors import RlclError
 
 

@@ -63,8 +63,7 @@ class RunLogger:
             self._episodes = csv.writer(self._episodes_file)
         self._events_handle = _events_handle(self._events)
         self._last_flush = time.perf_counter()
-        self._events_by_tags: dict[tuple, tuple] = {}  # scalars(): (event, its value slots)
-        self._rows: dict[tuple, ScalarRow] = {}  # scalars(): each set of tags' record layout
+        self._events_by_tags: dict[tuple, tuple] = {}  # _scalars_protobuf: (event, its slots)
         self.start = time.perf_counter() - elapsed
         self.bar = Progress(total_steps, progress)
 
@@ -79,34 +78,26 @@ class RunLogger:
         self._episodes.writerow([global_step, f"{self.elapsed():.3f}", repr(ret), length])
 
     def scalars(self, values: dict, step: int) -> None:
-        # One event holds all of an iteration's values (TensorBoard reads them like separate
-        # ones): tensorboardX checksums every event in pure Python, and one event per value
-        # cost 15 % of a default CartPole run (issue 6).
-        # The event is kept per set of tags, with its value slots, and only its step, time and
-        # values overwritten: building 30 values anew cost ~60 us, a sixth of a population
-        # agent's host time per iteration, and wrapping the summary in a new event copied it
-        # (issue 13).
-        # Where the events file's handle is known, the record is serialised directly
-        # (event_rows.ScalarRow: the same bytes, ~3 us against ~10 an event).
-        tags = tuple(values)
-        if self._events_handle is not None and step >= 0:
-            row = self._rows.get(tags) or self._rows.setdefault(tags, ScalarRow(tags))
-            try:
-                self._events_handle.write(row.record(values.values(), time.time(), step))
-                tags = None
-            except OverflowError:  # a finite value past float32: protobuf stores an infinity
-                pass
-        if tags is not None:
-            entry = self._events_by_tags.get(tags)
-            if entry is None:
-                event = event_pb2.Event(summary=summary_pb2.Summary(
-                    value=[summary_pb2.Summary.Value(tag=tag) for tag in tags]))
-                entry = self._events_by_tags[tags] = (event, list(event.summary.value))
-            event, slots = entry
-            for slot, value in zip(slots, values.values()):
-                slot.simple_value = value
-            event.wall_time, event.step = time.time(), step
-            self._events.write_event(event)
+        """VALUES (tag -> number) as one event at STEP."""
+        write_scalar_rows([(self, tuple(values), list(values.values()), step)])
+
+    def _scalars_protobuf(self, tags: tuple, values: list, step: int) -> None:
+        """``scalars`` through protobuf and tensorboardX's writer, where the events file's
+        handle is unknown (``_events_handle``) or the step is negative: the event is kept per
+        set of tags, with its value slots, and only its step, time and values overwritten
+        (building 30 values anew cost ~60 us, issue 13)."""
+        entry = self._events_by_tags.get(tags)
+        if entry is None:
+            event = event_pb2.Event(summary=summary_pb2.Summary(
+                value=[summary_pb2.Summary.Value(tag=tag) for tag in tags]))
+            entry = self._events_by_tags[tags] = (event, list(event.summary.value))
+        event, slots = entry
+        for slot, value in zip(slots, values):
+            slot.simple_value = value
+        event.wall_time, event.step = time.time(), step
+        self._events.write_event(event)
+
+    def _flush_due(self) -> None:
         if time.perf_counter() - self._last_flush >= FLUSH_SECS:
             self._flush_events()  # a live run shows up in TensorBoard
             self._last_flush = time.perf_counter()
@@ -156,6 +147,34 @@ class RunLogger:
         self._episodes_file.close()
         self._events.flush()
         self._events.close()
+
+
+_ROWS: dict[tuple, ScalarRow] = {}  # write_scalar_rows: each set of tags' record layout
+
+
+def write_scalar_rows(entries: list[tuple["RunLogger", tuple, list, int]]) -> None:
+    """Each (logger, tags, values, step) of ENTRIES as one event in that logger's events file.
+    One event holds all of an iteration's values (TensorBoard reads them like separate ones):
+    tensorboardX checksums every event in pure Python, and one event per value cost 15 % of a
+    default CartPole run (issue 6). The records are serialised directly (event_rows.ScalarRow:
+    the bytes protobuf and tensorboardX's writer give), those of one set of tags and one step
+    together: a population's agents log the same tags at the same step every iteration, and
+    one event each through protobuf cost ~15 us an agent (issue 13)."""
+    groups: dict[tuple, list] = {}
+    for entry in entries:
+        log, tags, _, step = entry
+        if log._events_handle is None or step < 0:
+            log._scalars_protobuf(tags, entry[2], step)
+        else:
+            groups.setdefault((tags, step), []).append(entry)
+    now = time.time()
+    for (tags, step), group in groups.items():
+        row = _ROWS.get(tags) or _ROWS.setdefault(tags, ScalarRow(tags))
+        records = row.records([values for _, _, values, _ in group], now, step)
+        for (log, *_), record in zip(group, records):
+            log._events_handle.write(record)
+    for log, *_ in entries:
+        log._flush_due()
 
 
 def _events_handle(events: EventsWriter):

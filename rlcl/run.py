@@ -29,11 +29,11 @@ from rlcl.config import Config, to_toml
 from rlcl.device import Device
 from rlcl.device_choice import PARALLEL_MIN_FLOP
 from rlcl.device_rollout import DeviceEnvs, DeviceRollout
-from rlcl.diagnostics import EVAL_MEAN, EpisodeWindow, iteration_scalars
+from rlcl.diagnostics import EVAL_MEAN, EpisodeWindow, iteration_values
 from rlcl.envs import make_vec_env, normalization_state
 from rlcl.eval import evaluate_policy
 from rlcl.guard import Guard
-from rlcl.logger import RunLogger, format_profile, read_episodes
+from rlcl.logger import RunLogger, format_profile, read_episodes, write_scalar_rows
 from rlcl.optim import SGD, Adam, Momentum
 from rlcl.optim.lr_scheduler import ConstantLR, CosineAnnealingLR
 from rlcl.policy import ActorCritic
@@ -243,10 +243,7 @@ class Run:
 
     def write_log(self) -> None:
         """The last iteration's scalars into the events file, if not written yet."""
-        if self._unlogged is not None:
-            stats, lr, sps, means, step = self._unlogged
-            self._unlogged = None
-            self.log.scalars(iteration_scalars(self.cfg.algo, stats, lr, sps, means), step)
+        write_logs([self])
 
     def abort(self) -> None:
         """A diverged or interrupted run still leaves readable logs."""
@@ -312,6 +309,20 @@ def train_device(cfg: Config, batched: bool = False) -> Device:
     work = max(update_flop(cfg), PARALLEL_MIN_FLOP) if batched else update_flop(cfg)
     return Device(cfg.device, profile=cfg.profile or os.environ.get("RLCL_PROFILE") == "1",
                   work=work)
+
+
+def write_logs(runs: list) -> None:
+    """Each of RUNS' last iteration scalars into its events file, if not written yet; a
+    population writes all its agents' at once (rlcl/logger.py write_scalar_rows)."""
+    entries = []
+    for run in runs:
+        if run._unlogged is not None:
+            stats, lr, sps, means, step = run._unlogged
+            run._unlogged = None
+            entries.append((run.log, *iteration_values(run.cfg.algo, stats, lr, sps, means),
+                            step))
+    if entries:
+        write_scalar_rows(entries)
 
 
 def train(cfg: Config, resume: Path | None = None) -> Result:

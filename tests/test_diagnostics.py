@@ -16,9 +16,9 @@ import pytest
 from rlcl.checkpoint import load_checkpoint
 from rlcl.config import build_config, packaged_config, read_toml
 from rlcl.diagnose import report
-from rlcl.diagnostics import (DIAG_TAGS, EPISODE_WINDOW, LAYOUT, SMOOTH_TAGS, DivergenceMonitor,
-                              Ema, EpisodeWindow, smoothness,
-                             smoothness_many)
+from rlcl.diagnostics import (DIAG_TAGS, EPISODE_WINDOW, LAYOUT, SMOOTH_TAGS, EpisodeWindow,
+                              smoothness, smoothness_many)
+from rlcl.divergence import DivergenceMonitor, Ema
 from rlcl.logger import read_scalars
 from rlcl.nn import SMOOTH_STATS, FlatParams
 from rlcl.optim import Adam, Momentum

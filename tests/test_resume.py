@@ -225,9 +225,10 @@ def test_logs_reach_the_os_at_flush_buffers_and_the_disk_at_sync(tmp_path, monke
 
 
 def test_scalar_rows_are_tensorboardx_records_to_the_byte(tmp_path):
-    """event_rows.ScalarRow, which RunLogger.scalars writes, gives the bytes of the protobuf
-    event framed by tensorboardX's RecordWriter, NaN, infinities, -0.0 and subnormals included;
-    a finite value past float32 takes protobuf's path (an infinity)."""
+    """event_rows.ScalarRow, which the logger writes, gives the bytes of the protobuf event
+    framed by tensorboardX's RecordWriter, NaN, infinities, -0.0 and subnormals included, for
+    one event or many at one step (a population's agents); a finite value past float32 is
+    stored as protobuf stores it, an infinity; step 0 is left out as protobuf leaves it."""
     from tensorboardX.proto import event_pb2, summary_pb2
     from tensorboardX.record_writer import masked_crc32c
 
@@ -237,17 +238,20 @@ def test_scalar_rows_are_tensorboardx_records_to_the_byte(tmp_path):
     event = event_pb2.Event(summary=summary_pb2.Summary(
         value=[summary_pb2.Summary.Value(tag=tag) for tag in tags]))
     rng = np.random.default_rng(3)
-    for values in ([np.nan, -np.inf, -0.0], [1e-45, 3.4028235e38, 1 / 3],
-                   *rng.normal(0, 1e6, (20, 3)).tolist()):
-        step = int(rng.integers(0, 2**40))
-        for slot, value in zip(event.summary.value, values):
-            slot.simple_value = value
-        event.wall_time, event.step = 1.7e9 + step, step
-        data = event.SerializeToString()
-        head = struct.pack("<Q", len(data))
-        framed = (head + struct.pack("<I", masked_crc32c(head)) + data
-                  + struct.pack("<I", masked_crc32c(data)))
-        assert ScalarRow(tags).record(values, 1.7e9 + step, step) == framed
+    rows = [[np.nan, -np.inf, -0.0], [1e-45, 3.4028235e38, 1 / 3], [1e300, -1e39, 5e-46],
+            *rng.normal(0, 1e6, (20, 3)).tolist()]
+    for step in (0, 5, int(rng.integers(0, 2**40))):
+        expected = []
+        for values in rows:
+            for slot, value in zip(event.summary.value, values):
+                slot.simple_value = value
+            event.wall_time, event.step = 1.7e9 + step, step
+            data = event.SerializeToString()
+            head = struct.pack("<Q", len(data))
+            expected.append(head + struct.pack("<I", masked_crc32c(head)) + data
+                            + struct.pack("<I", masked_crc32c(data)))
+        assert ScalarRow(tags).records(rows, 1.7e9 + step, step) == expected
+        assert ScalarRow(tags).records(rows[4:5], 1.7e9 + step, step) == expected[4:5]
     log = RunLogger(tmp_path, {}, 100, progress=False)
     log.scalars({"a": 1.5, "b": 1e300}, 3)  # b: past float32
     log.scalars({"a": 2.5, "b": -1.0}, 4)
