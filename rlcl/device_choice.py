@@ -45,7 +45,7 @@ BUILD_OPTIONS: tuple[str, ...] = ("-cl-std=CL1.2",)
 # devices divide correctly rounded anyway: the same bits with it or without).
 CORRECT_DIVIDE = "-cl-fp32-correctly-rounded-divide-sqrt"
 TILE_WIDTHS = (4, 8, 16)
-PARALLEL_MIN_FLOP = 8e6  # the default rule's threshold for PoCL pthread (see above)
+PARALLEL_MIN_FLOP = 8e6  # the default rule's threshold for PoCL pthread (the module docstring)
 
 
 

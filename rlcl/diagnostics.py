@@ -211,18 +211,12 @@ def _scaled(x: float) -> int | None:
     return num * (_SCALE // den)
 
 
-def iteration_scalars(algo: str, stats: dict, lr: float, fps: float,
-                      means: tuple[float, float] | None) -> dict:
-    """Every scalar logged at the end of an iteration, keyed by tag. MEANS: EpisodeWindow.means
-    of the training episodes so far."""
-    tags, values = iteration_values(algo, stats, lr, fps, means)
-    return dict(zip(tags, map(float, values)))
-
-
 def iteration_values(algo: str, stats: dict, lr: float, fps: float,
                      means: tuple[float, float] | None) -> tuple[tuple, list]:
-    """iteration_scalars as (its tags, their values in that order), the form the logger writes
-    (rlcl/logger.py write_scalar_rows): a population's agents share one tuple of tags."""
+    """Every scalar logged at the end of an iteration: (their tags, their values in that
+    order), the form the logger writes (rlcl/logger.py write_scalar_rows; a population's
+    agents share one tuple of tags). MEANS: EpisodeWindow.means of the training episodes so
+    far."""
     # which of the tags STATS has, looked up once per set of keys (a run sees a handful):
     # filtering ~35 tags in Python per iteration was a fifth of a population agent's logging
     # explained variance is undefined (NaN) for constant returns: left out rather than NaN

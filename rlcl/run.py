@@ -108,8 +108,8 @@ def new_run_dir(cfg: Config) -> Path:
 
 def update_flop(cfg: Config) -> float:
     """FLOP of one fused minibatch update (kernels/ppo_update.cl), for the default device rule
-    (rlcl/device.py): forward and two backward products of both networks' hidden layers, the
-    bulk of it at any width that matters. 0 where the update is not fused (Adam)."""
+    (rlcl/device_choice.py): forward and two backward products of both networks' hidden
+    layers, the bulk of it at any width that matters. 0 where the update is not fused (Adam)."""
     if cfg.optimizer == "adam":
         return 0.0
     h = cfg.hidden_sizes
