@@ -15,7 +15,6 @@ import pickle
 import threading
 import time
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,16 +58,16 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 class SyncBatch:
     """The fsyncs and renames of many atomic writes, made together by ``commit()``: every
-    file's fsync at once in threads (each waits on the disk, not on the GIL, and the
-    filesystem commits them in a few journal writes), then every rename. Each write keeps
-    its order: its own files (the run's logs, the checkpoint's temporary file) on disk before
-    the rename makes it the checkpoint. A population checkpoints all its agents in one batch:
-    one after another, 64 agents' 192 fsyncs and 64 renames made a checkpoint ~200 ms, ~10 %
-    of a default x64 training; batched, ~100 ms, mostly np.savez (issue 13). So the
-    temporary files are written at commit too (``write_later``, from data taken and serialised
-    at the save), and a population commits in the background while it trains on."""
+    temporary file written, then every file's fsync, then every rename. Each write keeps its
+    order: its own files (the run's logs, the checkpoint's temporary file) on disk before the
+    rename makes it the checkpoint. A population checkpoints all its agents in one batch, in
+    the background while it trains on (``commit_in_background``; the temporary files are
+    written there too, from data taken and serialised at the save: ``write_later``).
 
-    THREADS = 16
+    One thread does it all, in order (issue 13): a pool of 16 fsync threads finished sooner,
+    but on two cores its threads' turns at the GIL slowed the training thread for ~20
+    iterations after each checkpoint; whole x64 trainings spent ~100 ms of slower iterations
+    per checkpoint with the pool against ~50 with one thread (three alternated pairs)."""
 
     def __init__(self):
         self.writes: list = []  # callables, each writing a temporary file
@@ -92,11 +91,10 @@ class SyncBatch:
             write()
             time.sleep(0)  # the GIL to the training thread between files (x64: 41-48 ms of
             # slower iterations after a checkpoint, 51-71 without)
-        with ThreadPoolExecutor(self.THREADS) as pool:
-            for done in [pool.submit(sync) for sync in self.syncs]:
-                done.result()  # an error (a full disk) is raised here, before any rename
-            for done in [pool.submit(os.replace, tmp, path) for tmp, path in self.renames]:
-                done.result()
+        for sync in self.syncs:
+            sync()  # an error (a full disk) is raised here, before any rename
+        for tmp, path in self.renames:
+            os.replace(tmp, path)
         self.writes, self.syncs, self.renames = [], [], []
 
     def commit_in_background(self) -> None:

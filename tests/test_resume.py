@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from rlcl.checkpoint import FORMAT_VERSION, SyncBatch, load_checkpoint, save_checkpoint
-from rlcl.logger import RunLogger, read_scalars
+from rlcl.logger import RunLogger, read_scalars, write_scalar_rows
 
 from helpers import episodes, run_cli, start_cli
 
@@ -257,6 +257,29 @@ def test_scalar_rows_are_tensorboardx_records_to_the_byte(tmp_path):
     log.scalars({"a": 2.5, "b": -1.0}, 4)
     log.close()
     assert read_scalars(tmp_path) == {"a": [(3, 1.5), (4, 2.5)], "b": [(3, np.inf), (4, -1.0)]}
+
+
+def test_one_call_writes_each_loggers_events_to_its_own_file(tmp_path):
+    """logger.write_scalar_rows, as a population logs its agents: events of two sets of tags
+    and two steps in one call, each in its own run's events file, read back as written; a
+    logger whose file handle is unknown takes protobuf's path to the same events."""
+    folders = [tmp_path / f"r{k}" for k in range(4)]
+    for folder in folders:
+        folder.mkdir()
+    logs = [RunLogger(folder, {}, 100, progress=False) for folder in folders]
+    logs[3]._events_handle = None  # as with a tensorboardX that keeps its file elsewhere
+    write_scalar_rows([(logs[0], ("a", "b"), [1.5, 2], 8),
+                       (logs[1], ("a", "c"), [3.0, 1e300], 8),
+                       (logs[2], ("a", "b"), [-0.25, 4.0], 16),
+                       (logs[3], ("a", "b"), [5.0, 6.0], 8)])
+    write_scalar_rows([(logs[0], ("a", "b"), [7.0, 8.0], 16)])
+    for log in logs:
+        log.close()
+    assert [read_scalars(folder) for folder in folders] == [
+        {"a": [(8, 1.5), (16, 7.0)], "b": [(8, 2.0), (16, 8.0)]},
+        {"a": [(8, 3.0)], "c": [(8, np.inf)]},  # past float32: an infinity, as protobuf
+        {"a": [(16, -0.25)], "b": [(16, 4.0)]},
+        {"a": [(8, 5.0)], "b": [(8, 6.0)]}]
 
 
 def test_resume_needs_a_run_folder(tmp_path):
