@@ -160,18 +160,17 @@ def write_scalar_rows(entries: list[tuple["RunLogger", tuple, list, int]]) -> No
     the bytes protobuf and tensorboardX's writer give), those of one set of tags and one step
     together: a population's agents log the same tags at the same step every iteration, and
     one event each through protobuf cost ~15 us an agent (issue 13)."""
-    groups: dict[tuple, list] = {}
-    for entry in entries:
-        log, tags, _, step = entry
+    groups: dict[tuple, list] = {}  # (tags, step) -> [(logger, values)]
+    for log, tags, values, step in entries:
         if log._events_handle is None or step < 0:
-            log._scalars_protobuf(tags, entry[2], step)
+            log._scalars_protobuf(tags, values, step)
         else:
-            groups.setdefault((tags, step), []).append(entry)
+            groups.setdefault((tags, step), []).append((log, values))
     now = time.time()
     for (tags, step), group in groups.items():
         row = _ROWS.get(tags) or _ROWS.setdefault(tags, ScalarRow(tags))
-        records = row.records([values for _, _, values, _ in group], now, step)
-        for (log, *_), record in zip(group, records):
+        records = row.records([values for _, values in group], now, step)
+        for (log, _), record in zip(group, records):
             log._events_handle.write(record)
     for log, *_ in entries:
         log._flush_due()
